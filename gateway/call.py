@@ -1,0 +1,49 @@
+"""One request's state as it moves through the pipeline, and the headers it produces."""
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from gateway.keys import Principal
+from gateway.providers.base import Endpoint
+from gateway.resilience import Attempt
+from gateway.routing import Decision
+from gateway.usage import Usage
+
+
+@dataclass(slots=True)
+class Call:
+    request_id: str
+    principal: Principal
+    endpoint: Endpoint
+    body: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+    decision: Decision | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    cost: Decimal | None = None
+    outcome: str = "ok"
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def headers(self, *, streaming: bool = False) -> dict[str, str]:
+        d = self.decision
+        h = {
+            "x-request-id": self.request_id,
+            "x-frugal-model": self.model or (d.candidates[0] if d and d.candidates else "-"),
+            "x-frugal-tier": d.tier.value if d else "-",
+            "x-frugal-route": (d.route or "pinned") if d else "-",
+        }
+        if streaming:
+            h["x-frugal-cost-usd"] = "pending"  # the final chunk's `x_frugal.cost_usd` has it
+        else:
+            h["x-frugal-cost-usd"] = str(self.cost) if self.cost is not None else "0"
+        if d and d.score is not None:
+            h["x-frugal-route-score"] = f"{d.score:.4f}"
+            h["x-frugal-route-reason"] = d.reason
+        if self.usage is not None and self.usage.estimated:
+            h["x-frugal-usage-estimated"] = "true"
+        return h
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000

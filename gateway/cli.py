@@ -1,0 +1,135 @@
+"""The `frugal` command: serve, local, keys, check-config, router."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from gateway.config import ConfigError, Settings, load_settings
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("FRUGAL_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load(path: str | None) -> Settings:
+    try:
+        return load_settings(Path(path) if path else None)
+    except ConfigError as e:
+        print(f"frugal: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.local import LocalModelError, LocalServers
+
+    if args.config:
+        os.environ["FRUGAL_CONFIG"] = str(Path(args.config).resolve())
+    settings = _load(args.config)
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    local = LocalServers(settings.models, Path(".frugal/logs")) if not args.no_local else None
+    if local is not None:
+        try:
+            local.start()
+        except LocalModelError as e:
+            print(f"frugal: cannot start local models: {e}", file=sys.stderr)
+            local.stop()
+            return 2
+    try:
+        uvicorn.run(
+            "gateway.asgi:app_from_env", factory=True, host=host, port=port,
+            workers=args.workers or settings.server.workers, log_level="warning",
+            access_log=False,
+        )  # fmt: skip
+    finally:
+        if local is not None:
+            local.stop()
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from gateway.local import LocalModelError, LocalServers
+
+    settings = _load(args.config)
+    servers = LocalServers(settings.models, Path(".frugal/logs"))
+    try:
+        servers.start()
+    except LocalModelError as e:
+        print(f"frugal: {e}", file=sys.stderr)
+        servers.stop()
+        return 2
+    print("local models running; Ctrl-C to stop", file=sys.stderr)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        servers.stop()
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from gateway.keys import create_key
+
+    settings = _load(args.config)
+    policies = Path(args.policies) if args.policies else settings.policies_dir
+    key = create_key(policies, args.team, args.name)
+    print(key)
+    print(f"(shown once; its SHA-256 is stored in {policies / 'keys.yaml'})", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    print(f"ok: {len(settings.models)} models, {len(settings.routes)} routes")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="frugal", description="A cost-aware LLM gateway.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the gateway (and its local models)")
+    s.add_argument("--config", help="YAML configuration (default: embedded defaults)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=int)
+    s.add_argument("--no-local", action="store_true", help="do not start local llama.cpp servers")
+    s.set_defaults(fn=cmd_serve)
+    loc = sub.add_parser("local", help="start and supervise the local llama.cpp model servers")
+    loc.add_argument("--config")
+    loc.set_defaults(fn=cmd_local)
+    k = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys", required=True)
+    kc = k.add_parser("create", help="create a key for a team (printed once, stored hashed)")
+    kc.add_argument("--team", required=True)
+    kc.add_argument("--name")
+    kc.add_argument("--config")
+    kc.add_argument("--policies", help="policies folder (default: the configuration's)")
+    kc.set_defaults(fn=cmd_keys_create)
+    c = sub.add_parser("check-config", help="validate a configuration file")
+    c.add_argument("--config")
+    c.set_defaults(fn=cmd_check)
+    try:
+        from gateway.router.cli import register
+    except ImportError:
+        pass
+    else:
+        register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    args = parser().parse_args(argv)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

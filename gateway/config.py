@@ -1,0 +1,201 @@
+"""Typed configuration: YAML file + `FRUGAL_*` environment overrides, validated at start-up.
+
+Unknown keys and bad values are errors that name the file, the field and the fix.
+Environment overrides use `__` for nesting, e.g. `FRUGAL_SERVER__PORT=9000`,
+`FRUGAL_REDIS_URL=redis://...`.
+"""
+
+import os
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "frugal.yaml"
+
+
+class Tier(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+TIER_ORDER = {Tier.small: 0, Tier.medium: 1, Tier.large: 2}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(Strict):
+    input_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    output_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class Timeouts(Strict):
+    connect_s: float = Field(default=5.0, gt=0)
+    read_s: float = Field(default=120.0, gt=0)
+
+
+class LocalServer(Strict):
+    """How `frugal local` / `frugal serve` start a llama.cpp server for this model."""
+
+    gguf: str  # a path, or `pypi:<package>/<file>` for a GGUF shipped inside a wheel
+    port: int = Field(ge=1, le=65535)
+    host: str = "127.0.0.1"
+    ctx_size: int = Field(default=2048, ge=128)
+    threads: int = Field(default=2, ge=1)
+    parallel: int = Field(default=2, ge=1)
+    embeddings: bool = False
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class ModelConfig(Strict):
+    provider: Literal["openai", "litellm"] = "openai"
+    model: str  # the upstream's model id
+    base_url: str | None = None
+    api_key_env: str | None = None
+    kind: Literal["chat", "embedding"] = "chat"
+    tier: Tier = Tier.small
+    price: Price = Price()
+    timeouts: Timeouts = Timeouts()
+    max_output_tokens: int = Field(default=4096, ge=1)
+    local: LocalServer | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> "ModelConfig":
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("provider 'openai' needs base_url (e.g. https://api.openai.com/v1)")
+        return self
+
+
+class RouteConfig(Strict):
+    tiers: list[Tier] = Field(min_length=1)
+    router: str = "heuristic"
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    fallback: bool = True
+
+
+class Resilience(Strict):
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    cooldown_s: float = Field(default=30.0, ge=0)
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    workers: int = Field(default=1, ge=1)
+
+
+class AuthConfig(Strict):
+    # Requests without a key are served as this team. Only allowed on a loopback host.
+    anonymous_team: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FRUGAL_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
+    redis_url: str | None = None
+    policies_dir: Path = Path("policies")
+    tiktoken_cache_dir: Path | None = None
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    resilience: Resilience = Resilience()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init kwargs).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if not self.models:
+            raise ValueError("no models configured: add at least one under `models:`")
+        clash = set(self.models) & set(self.routes)
+        if clash:
+            raise ValueError(f"names used both as a model and a route: {sorted(clash)}")
+        for name, route in self.routes.items():
+            have = {m.tier for m in self.models.values() if m.kind == "chat"}
+            missing = [t.value for t in route.tiers if t not in have]
+            if missing:
+                raise ValueError(
+                    f"route {name!r} lists tiers {missing} but no chat model has them; "
+                    "add a model with that tier or remove the tier from the route"
+                )
+        return self
+
+
+class ConfigError(Exception):
+    """A configuration file failed to load; the message names file, field and fix."""
+
+
+_FIXES = {
+    "extra_forbidden": "remove it, or check its spelling against the README's reference",
+    "missing": "add this field",
+    "enum": "use one of the allowed values",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _describe(path: Path | str, err: ValidationError) -> str:
+    lines = [f"invalid configuration in {path}:"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        fix = _FIXES.get(e["type"], "correct the value")
+        lines.append(f"  {field}: {e['msg']} (got {e.get('input')!r}); fix: {fix}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load `path` (default: FRUGAL_CONFIG, else the embedded defaults) plus the environment."""
+    if path is None:
+        env_path = os.environ.get("FRUGAL_CONFIG")
+        path = Path(env_path) if env_path else DEFAULT_CONFIG
+    data = read_yaml(path)
+    try:
+        settings = Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_describe(path, e)) from None
+    if settings.policies_dir and not settings.policies_dir.is_absolute():
+        base = Path.cwd() if path == DEFAULT_CONFIG else path.parent
+        settings = settings.model_copy(update={"policies_dir": base / settings.policies_dir})
+    return settings

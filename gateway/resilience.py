@@ -1,0 +1,133 @@
+"""Retries with backoff, fallback to the next candidate, and cool-downs for failing models.
+
+Retries happen on connection errors, timeouts, 429 and 5xx; never once a stream's first chunk
+has been handed to the client (the caller only asks us to open streams). Every attempt is logged
+with its outcome."""
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from gateway.config import Resilience
+from gateway.errors import UpstreamError, UpstreamRejected
+
+log = logging.getLogger("frugal.upstream")
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Attempt:
+    model: str
+    number: int
+    outcome: str
+    ms: float
+
+
+class Cooldowns:
+    """Models that failed recently are skipped until their cool-down ends (per replica)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._until: dict[str, float] = {}
+
+    def cool(self, model: str) -> None:
+        if self._seconds > 0:
+            self._until[model] = time.monotonic() + self._seconds
+
+    def cooling(self, model: str) -> bool:
+        until = self._until.get(model)
+        if until is None:
+            return False
+        if until <= time.monotonic():
+            del self._until[model]
+            return False
+        return True
+
+
+class Resilient:
+    def __init__(self, cfg: Resilience, cooldowns: Cooldowns) -> None:
+        self._cfg = cfg
+        self.cooldowns = cooldowns
+
+    def _order(self, candidates: list[str]) -> list[str]:
+        ready = [m for m in candidates if not self.cooldowns.cooling(m)]
+        # When every candidate is cooling down, try them anyway rather than fail outright.
+        return ready or list(candidates)
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(self._cfg.backoff_s * (2**attempt), self._cfg.backoff_max_s)
+        await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter
+
+    async def call(
+        self,
+        candidates: list[str],
+        attempt_fn: Callable[[str], Awaitable[T]],
+        attempts: list[Attempt],
+        request_id: str,
+    ) -> tuple[str, T]:
+        """Try each candidate (with retries) until one answers; raise the last error."""
+        last: UpstreamError | None = None
+        for model in self._order(candidates):
+            for n in range(self._cfg.retries + 1):
+                t0 = time.perf_counter()
+                try:
+                    result = await attempt_fn(model)
+                except UpstreamError as e:
+                    self._log(attempts, request_id, model, n, t0, e)
+                    last = e
+                    if isinstance(e, UpstreamRejected):
+                        raise
+                    if not e.retryable or n == self._cfg.retries:
+                        break
+                    await self._backoff(n)
+                    continue
+                self._log(attempts, request_id, model, n, t0, None)
+                return model, result
+            self.cooldowns.cool(model)
+        assert last is not None
+        raise last
+
+    async def open_stream(
+        self,
+        candidates: list[str],
+        open_fn: Callable[[str], AsyncIterator[dict[str, Any]]],
+        attempts: list[Attempt],
+        request_id: str,
+    ) -> tuple[str, dict[str, Any], AsyncIterator[dict[str, Any]]]:
+        """Open a stream and read its first chunk, retrying and falling back until then."""
+
+        async def first(model: str) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+            it = open_fn(model)
+            try:
+                chunk = await anext(it)
+            except StopAsyncIteration:
+                raise UpstreamError(
+                    f"model {model!r} sent an empty stream", model=model, retryable=True
+                ) from None
+            return chunk, it
+
+        model, (chunk, it) = await self.call(candidates, first, attempts, request_id)
+        return model, chunk, it
+
+    def _log(
+        self,
+        attempts: list[Attempt],
+        request_id: str,
+        model: str,
+        n: int,
+        t0: float,
+        err: UpstreamError | None,
+    ) -> None:
+        ms = (time.perf_counter() - t0) * 1000
+        outcome = "ok" if err is None else f"{type(err).__name__}: {err.message}"
+        attempts.append(Attempt(model, n + 1, "ok" if err is None else type(err).__name__, ms))
+        level = logging.INFO if err is None else logging.WARNING
+        log.log(
+            level,
+            "upstream attempt request_id=%s model=%s attempt=%d outcome=%s ms=%.1f",
+            request_id, model, n + 1, outcome, ms,
+        )  # fmt: skip

@@ -1,0 +1,93 @@
+"""`frugal router train|eval|score|calibrate` (argparse; `register` plugs into `frugal`)."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.router import public_data
+from gateway.router.artifact import DEFAULT_NAME
+from gateway.router.cli_actions import calibrate_cmd, eval_cmd, score_cmd, train_cmd
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"routing-data folder (default ${public_data.DATA_ENV} or ../shared/...)",
+    )
+    p.add_argument(
+        "--sets",
+        default=",".join(public_data.DATASETS),
+        help="comma-separated public sets; empty for none",
+    )
+    p.add_argument(
+        "--logs",
+        type=Path,
+        action="append",
+        default=[],
+        help="user log JSONL (see gateway/router/README.md); repeatable",
+    )
+    p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--no-cache", action="store_true", help="recompute embeddings")  # fmt: skip
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    router = subparsers.add_parser("router", help="train, evaluate and use the prompt router")
+    sub = router.add_subparsers(dest="router_command", required=True)
+    train = sub.add_parser("train", help="cross-validate, fit and write the router artifact")
+    _data_args(train)
+    train.add_argument("--name", default=DEFAULT_NAME)
+    train.add_argument("--out", type=Path, default=None, help="artifact folder")
+    train.add_argument("--compare", action="store_true", help="also compare model families")
+    train.set_defaults(router_handler=train_cmd)
+    ev = sub.add_parser("eval", help="cross-validated APGR/CPT figures with bootstrap CIs")
+    _data_args(ev)
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument(
+        "--recorded",
+        action="store_true",
+        help="print the figures recorded in the artifact instead of recomputing",
+    )
+    ev.add_argument("--name", default=DEFAULT_NAME)
+    ev.set_defaults(router_handler=eval_cmd)
+    score = sub.add_parser("score", help="score prompts: JSONL in, JSONL {id, score} out")
+    score.add_argument("--input", type=Path, required=True)
+    score.add_argument("--output", type=Path, required=True)
+    score.add_argument("--router", default="default")
+    score.set_defaults(router_handler=score_cmd)
+    cal = sub.add_parser("calibrate", help="print the threshold for a goal")
+    goal = cal.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-large-share", type=float)
+    goal.add_argument("--quality-floor", type=float)
+    cal.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="JSONL of your prompts (labelled logs needed for --quality-floor)",
+    )
+    cal.add_argument("--router", default="default")
+    cal.add_argument("--json", action="store_true")
+    cal.set_defaults(router_handler=calibrate_cmd)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="frugal")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.router_handler(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, indent=1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""What each `frugal router` subcommand does (argument parsing lives in cli.py)."""
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.router import artifact as artifacts
+from gateway.router.calibration import calibrate
+from gateway.router.report import format_comparison, format_report
+from gateway.router.resources import ARTIFACTS_DIR
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from gateway.router.trainer import Options
+
+    sets = [s for s in args.sets.split(",") if s]
+    return Options(data_dir=args.data, sets=sets, logs=args.logs, n_boot=args.boot,
+                   use_cache=not args.no_cache)  # fmt: skip
+
+
+def train_cmd(args: argparse.Namespace) -> int:
+    from gateway.router.trainer import train
+
+    art = train(_options(args), args.name, args.out or ARTIFACTS_DIR, args.compare)
+    print(format_report(art.meta["evaluation"]))
+    if "comparison" in art.meta:
+        print(
+            "\nmodel comparison (out-of-fold APGR):\n" + format_comparison(art.meta["comparison"])
+        )
+    print(f"\nwrote {artifacts.paths(art.name, args.out or ARTIFACTS_DIR)[1]} "
+          f"({art.meta['train_seconds']} s)")  # fmt: skip
+    return 0
+
+
+def eval_cmd(args: argparse.Namespace) -> int:
+    if args.recorded:
+        report = artifacts.load(args.name).meta["evaluation"]
+    else:
+        from gateway.router.trainer import evaluate, load_corpus
+
+        report = evaluate(load_corpus(_options(args)), _options(args))[1]
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    return 0
+
+
+def read_prompts(path: Path) -> Iterator[tuple[Any, list[Mapping[str, Any]], bool, dict[str, Any]]]:
+    """(id, messages, tools, record) per line: {"id", "messages"} or {"id", "prompt"}."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if isinstance(record.get("messages"), list):
+                messages = record["messages"]
+            elif isinstance(record.get("prompt"), str):
+                messages = [{"role": "user", "content": record["prompt"]}]
+            else:
+                raise ValueError(f"{path}:{number}: needs `messages` (list) or `prompt` (string)")
+            yield record.get("id", number), messages, bool(record.get("tools")), record
+
+
+def _scores(router: str, path: Path) -> tuple[list[Any], list[float], list[dict[str, Any]]]:
+    from gateway.router.learned import LearnedScorer
+    from gateway.router.loading import load_scorer
+
+    items = list(read_prompts(path))
+    scorer = load_scorer(router)
+    pairs = [(m, t) for _, m, t, _ in items]
+    if isinstance(scorer, LearnedScorer):
+        scores = scorer.score_many(pairs)
+    else:
+        scores = [scorer.score(m, t) for m, t in pairs]
+    return [i for i, *_ in items], scores, [r for *_, r in items]
+
+
+def score_cmd(args: argparse.Namespace) -> int:
+    ids, scores, _ = _scores(args.router, args.input)
+    with args.output.open("w", encoding="utf-8") as out:
+        for ident, score in zip(ids, scores, strict=True):
+            out.write(json.dumps({"id": ident, "score": score}) + "\n")
+    print(f"scored {len(ids)} prompts -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _labelled(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
+    from gateway.router.examples import parse_log_record
+
+    if not records or not all("acceptable" in r for r in records):
+        return None
+    ex = [parse_log_record(r, "input") for r in records]
+    return np.array([e.q_small for e in ex]), np.array([e.q_large for e in ex])
+
+
+def calibrate_cmd(args: argparse.Namespace) -> int:
+    from gateway.router.loading import calibration
+
+    if args.input is None:
+        cal, source = calibration(args.router), f"artifact {args.router} (public sets)"
+    else:
+        _, scores, records = _scores(args.router, args.input)
+        s = np.asarray(scores, dtype=np.float64)
+        labels = _labelled(records)
+        cal = calibrate(s, None, None if labels is None else (s, *labels))
+        source = str(args.input)
+    if args.target_large_share is not None:
+        goal = {"target_large_share": args.target_large_share}
+        threshold = cal.threshold_for_share(args.target_large_share)
+    else:
+        share = cal.share_for_quality(args.quality_floor)
+        goal = {"quality_floor": args.quality_floor, "large_share": share}
+        threshold = cal.threshold_for_share(share)
+    result = {**goal, "threshold": threshold, "router": args.router, "source": source}
+    print(json.dumps(result) if args.json else f"{threshold:.6f}")
+    return 0

@@ -1,0 +1,44 @@
+"""The learned scorer: MiniLM embedding + structural features -> numpy model -> P(large)."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.router.artifact import Artifact
+from gateway.router.conversation import parse
+from gateway.router.embedder import MiniLMEmbedder
+from gateway.router.featurize import embedding_text, row
+
+
+class LearnedScorer:
+    """Satisfies `Scorer`. Thread-safe: after construction every member is only read."""
+
+    blocking = True
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        embedder: MiniLMEmbedder | None = None,
+        tokenizer: str | Path | None = None,
+    ) -> None:
+        self.name = artifact.name
+        self.artifact = artifact
+        self._embedder = embedder or MiniLMEmbedder(tokenizer=tokenizer)
+
+    def score(self, messages: Sequence[Mapping[str, Any]], tools: bool = False) -> float:
+        conv = parse(messages, tools)
+        embedding = self._embedder.embed([embedding_text(conv)])[0]
+        return float(self.artifact.model.predict(row(conv, embedding))[0])
+
+    def score_many(
+        self, conversations: Sequence[tuple[Sequence[Mapping[str, Any]], bool]]
+    ) -> list[float]:
+        """Batch scoring (CLI, calibration): same results as `score`, fewer ONNX calls."""
+        convs = [parse(m, t) for m, t in conversations]
+        vectors = self._embedder.embed_sorted([embedding_text(c) for c in convs])
+        rows = [row(c, v) for c, v in zip(convs, vectors, strict=True)]
+        if not rows:
+            return []
+        import numpy as np
+
+        return [float(s) for s in self.artifact.model.predict(np.stack(rows))]

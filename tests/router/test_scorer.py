@@ -1,0 +1,66 @@
+import threading
+from typing import Any
+
+import pytest
+
+from gateway.router import Scorer, load_scorer
+from gateway.router.heuristic import HeuristicScorer
+
+SHAPES: list[tuple[list[dict[str, Any]], bool]] = [
+    ([{"role": "user", "content": "What is the capital of France?"}], False),
+    ([{"role": "user", "content": [{"type": "text", "text": "Prove that sqrt(2) is irrational."}]}],
+     False),
+    ([{"role": "system", "content": "You are terse."}, {"role": "user", "content": None}], False),
+    ([{"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]},
+      {"role": "tool", "content": "{\"t\": 21}"},
+      {"role": "user", "content": "And tomorrow?"}], True),
+    ([], False),
+    ([{"role": "user", "content": "word " * 5000}], False),
+]  # fmt: skip
+
+
+def test_learned_scorer_satisfies_protocol(learned_scorer: Scorer) -> None:
+    assert isinstance(learned_scorer.name, str)
+    assert learned_scorer.blocking is True
+    assert load_scorer("minilm-v1") is learned_scorer  # loaded once, shared
+
+
+@pytest.mark.parametrize(("messages", "tools"), SHAPES)
+def test_learned_scorer_message_shapes(
+    learned_scorer: Scorer, messages: list[dict[str, Any]], tools: bool
+) -> None:
+    score = learned_scorer.score(messages, tools)
+    assert isinstance(score, float)
+    assert 0.0 <= score <= 1.0
+
+
+def test_harder_prompt_scores_higher(learned_scorer: Scorer) -> None:
+    easy = learned_scorer.score([{"role": "user", "content": "Say hello."}])
+    hard = learned_scorer.score([{"role": "user", "content": (
+        "A train leaves at 3pm at 60 mph and another at 4pm at 80 mph from the same station. "
+        "At what time does the second catch the first? Show each step of the calculation."
+    )}])  # fmt: skip
+    assert hard > easy
+
+
+def test_thread_safe_and_deterministic(learned_scorer: Scorer) -> None:
+    messages = [{"role": "user", "content": "Explain quicksort's worst case."}]
+    expected = learned_scorer.score(messages)
+    results: list[float] = []
+
+    def work() -> None:
+        results.extend(learned_scorer.score(messages) for _ in range(5))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == pytest.approx([expected] * 20, abs=1e-6)
+
+
+def test_heuristic_still_available() -> None:
+    assert isinstance(load_scorer("heuristic"), HeuristicScorer)
+    with pytest.raises(ValueError, match="unknown router"):
+        load_scorer("nope")
