@@ -18,6 +18,7 @@ from gateway.errors import AuthenticationFailed, FrugalError, InvalidRequest, Pa
 from gateway.keys import Principal
 from gateway.middleware import RequestIdMiddleware, current_request_id
 from gateway.providers.base import Endpoint
+from gateway.record import record
 from gateway.runtime import Runtime
 from gateway.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, validate
 from gateway.streaming import StreamReply
@@ -81,7 +82,7 @@ def _errors(app: FastAPI) -> None:
         if isinstance(call, Call):
             headers.update(call.headers())
             call.outcome = type(exc).__name__
-            pipeline.log_request(call)
+            record(call)
         return json_response(exc.body(), exc.status, headers)
 
     @app.exception_handler(StarletteHTTPException)

@@ -25,6 +25,17 @@ class Call:
     cost: Decimal | None = None
     outcome: str = "ok"
     attempts: list[Attempt] = field(default_factory=list)
+    # What the same usage would have cost on the route's large model (savings = this - cost).
+    baseline_cost: Decimal | None = None
+    cache: str = "off"  # off | miss | hit | semantic-hit | bypass
+    budget_remaining_usd: Decimal | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def savings(self) -> Decimal | None:
+        if self.baseline_cost is None or self.cost is None:
+            return None
+        return self.baseline_cost - self.cost
 
     def headers(self, *, streaming: bool = False) -> dict[str, str]:
         d = self.decision
@@ -43,6 +54,11 @@ class Call:
             h["x-frugal-route-reason"] = d.reason
         if self.usage is not None and self.usage.estimated:
             h["x-frugal-usage-estimated"] = "true"
+        if self.cache != "off":
+            h["x-frugal-cache"] = self.cache
+        if self.budget_remaining_usd is not None:
+            h["x-frugal-budget-remaining-usd"] = str(self.budget_remaining_usd)
+        h.update(self.extra_headers)
         return h
 
     def elapsed_ms(self) -> float:

@@ -7,21 +7,19 @@
     4 upstream body (model replaced) 8 answer with x-frugal-* headers; log the request
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import pricing, tokens
 from gateway.call import Call
 from gateway.providers.base import Completion, Endpoint
+from gateway.record import record
 from gateway.router.heuristic import text_of
 from gateway.routing import Decision
 from gateway.runtime import Runtime
 from gateway.schemas import ChatRequest, CompletionRequest, EmbeddingRequest
 from gateway.streaming import StreamReply, relay
 from gateway.usage import Usage
-
-log = logging.getLogger("frugal.request")
 
 
 @dataclass(slots=True)
@@ -47,7 +45,7 @@ async def generate(
     completion.body["model"] = model
     if completion.usage is None and call.usage is not None:
         completion.body["usage"] = call.usage.as_openai()
-    log_request(call)
+    record(call)
     return Reply(completion.body, call.headers())
 
 
@@ -67,7 +65,7 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
     call.usage = usage
     call.cost = pricing.cost(usage, rt.router.model(model).price)
     completion.body["model"] = model
-    log_request(call)
+    record(call)
     return Reply(completion.body, call.headers())
 
 
@@ -95,6 +93,16 @@ def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, An
     return out
 
 
+def charge(rt: Runtime, call: Call, usage: Usage) -> None:
+    """Set the call's usage, its cost, and what it would have cost on the route's large model."""
+    assert call.model is not None
+    call.usage = usage
+    call.cost = pricing.cost(usage, rt.router.model(call.model).price)
+    baseline = rt.router.baseline_model(call.decision.route if call.decision else None)
+    price = rt.router.model(baseline).price if baseline else rt.router.model(call.model).price
+    call.baseline_cost = pricing.cost(usage, price)
+
+
 def prompt_tokens(call: Call) -> int:
     if call.endpoint is Endpoint.chat:
         return tokens.count_messages(call.body["messages"])
@@ -111,9 +119,8 @@ def _settle(rt: Runtime, call: Call, c: Completion, req: ChatRequest | Completio
                 texts.append(text_of(msg.get("content")) if isinstance(msg, dict) else "")
                 texts.append(str(choice.get("text") or ""))
         usage = Usage(prompt_tokens(call), tokens.count_text("".join(texts)), estimated=True)
-    call.usage = usage
     assert call.model is not None
-    call.cost = pricing.cost(usage, rt.router.model(call.model).price)
+    charge(rt, call, usage)
 
 
 async def _stream(rt: Runtime, call: Call, req: ChatRequest | CompletionRequest) -> StreamReply:
@@ -128,26 +135,10 @@ async def _stream(rt: Runtime, call: Call, req: ChatRequest | CompletionRequest)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
     def finish(usage: Usage) -> None:
-        call.usage = usage
-        call.cost = pricing.cost(usage, rt.router.model(model).price)
-        log_request(call)
+        charge(rt, call, usage)
+        record(call)
 
     return StreamReply(
         relay(call, first, chunks, include_usage, lambda: prompt_tokens(call), finish),
         call.headers(streaming=True),
     )
-
-
-def log_request(call: Call) -> None:
-    d = call.decision
-    u = call.usage
-    log.info(
-        "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
-        "outcome=%s prompt_tokens=%s completion_tokens=%s estimated=%s cost_usd=%s "
-        "attempts=%d ms=%.1f",
-        call.request_id, call.principal.team, call.principal.key_id or "-", call.endpoint.value,
-        (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
-        call.outcome, u.prompt_tokens if u else "-", u.completion_tokens if u else "-",
-        u.estimated if u else "-", call.cost if call.cost is not None else "-",
-        len(call.attempts), call.elapsed_ms(),
-    )  # fmt: skip

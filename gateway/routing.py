@@ -85,6 +85,17 @@ class Router:
             {"scorer": scorer.name},
         )  # fmt: skip
 
+    def baseline_model(self, route_name: str | None) -> str | None:
+        """The route's large model: the first model of its most capable tier (the price that
+        savings are measured against), or None for a pinned request."""
+        if route_name is None:
+            return None
+        top = max(self._routes[route_name].tiers, key=TIER_ORDER.__getitem__)
+        for n, m in self._models.items():
+            if m.tier == top and m.kind == "chat":
+                return n
+        return None
+
     def _usable_tiers(self, route: RouteConfig) -> list[Tier]:
         return [t for t in route.tiers if self._tier_models(t)]
 

@@ -1,0 +1,31 @@
+"""The one place a finished request is recorded: a log line now; telemetry hooks in here.
+Recording never raises into the request."""
+
+import logging
+
+from gateway.call import Call
+
+log = logging.getLogger("frugal.request")
+
+
+def record(call: Call) -> None:
+    try:
+        _log(call)
+    except Exception:  # recording must never change a request's outcome
+        log.exception("failed to record request %s", call.request_id)
+
+
+def _log(call: Call) -> None:
+    d = call.decision
+    u = call.usage
+    log.info(
+        "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
+        "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s cost_usd=%s "
+        "savings_usd=%s attempts=%d ms=%.1f",
+        call.request_id, call.principal.team, call.principal.key_id or "-", call.endpoint.value,
+        (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
+        call.outcome, call.cache, u.prompt_tokens if u else "-",
+        u.completion_tokens if u else "-", u.estimated if u else "-",
+        call.cost if call.cost is not None else "-",
+        call.savings if call.savings is not None else "-", len(call.attempts), call.elapsed_ms(),
+    )  # fmt: skip
