@@ -68,7 +68,9 @@ def client(gateway: tuple[str, str], upstream: FakeOpenAI) -> openai.OpenAI:
 MSG = [{"role": "user", "content": "Say hello"}]
 
 
-def test_chat_pinned_model_passes_fields_through(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
+def test_chat_pinned_model_passes_fields_through(
+    client: openai.OpenAI, upstream: FakeOpenAI
+) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     raw = client.chat.completions.with_raw_response.create(
         model="small-a", messages=MSG, tools=tools, tool_choice="auto",  # type: ignore[arg-type]

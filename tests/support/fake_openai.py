@@ -14,7 +14,18 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-WORDS = ["Frugal", " routes", " each", " prompt", " to", " the", " cheapest", " good", " model", "."]
+WORDS = [
+    "Frugal",
+    " routes",
+    " each",
+    " prompt",
+    " to",
+    " the",
+    " cheapest",
+    " good",
+    " model",
+    ".",
+]
 
 
 @dataclass
@@ -76,9 +87,13 @@ class FakeOpenAI:
         app.router.add_get("/v1/models", self._models)
         return app
 
-    async def _gate(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+    async def _gate(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any] | None, web.Response | None]:
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return None, _error(401, f"Incorrect API key provided: {request.headers.get('Authorization')}")
+            return None, _error(
+                401, f"Incorrect API key provided: {request.headers.get('Authorization')}"
+            )
         body = await request.json()
         self.requests.append(body)
         s = self.script
@@ -147,8 +162,14 @@ class FakeOpenAI:
         data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
                 for i in range(len(inputs))]  # fmt: skip
         tokens = sum(len(str(x).split()) for x in inputs)
-        return web.json_response({"object": "list", "data": data, "model": body["model"],
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], prompt: int, chat: bool
@@ -193,7 +214,13 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 def _error(status: int, message: str) -> web.Response:
-    kind = "rate_limit_error" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+    kind = (
+        "rate_limit_error"
+        if status == 429
+        else "server_error"
+        if status >= 500
+        else "invalid_request_error"
+    )
     return web.json_response(
         {"error": {"message": message, "type": kind, "param": None, "code": None}}, status=status
     )
