@@ -19,7 +19,15 @@ def _client(url: str, timeout_s: float) -> Any:
         return RedisCluster.from_url(
             clean, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
-    return aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    # A blocking pool: under a burst, requests wait for a connection instead of failing.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=128,
+        timeout=max(timeout_s * 4, 1.0),
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisStore:
@@ -75,4 +83,7 @@ class RedisStore:
             return False
 
     async def close(self) -> None:
-        await self._r.aclose()
+        if isinstance(self._r, RedisCluster):
+            await self._r.aclose()
+        else:
+            await self._r.aclose(close_connection_pool=True)
