@@ -1,6 +1,7 @@
 """Token counting with tiktoken, loaded once. Used to estimate usage an upstream did not report
 and, later, the worst-case cost of a request before it is sent."""
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -10,6 +11,7 @@ import tiktoken
 
 from gateway.router.heuristic import text_of
 
+log = logging.getLogger("frugal")
 ENCODING = "o200k_base"
 _PER_MESSAGE = 3  # OpenAI's chat format overhead per message
 _PRIMING = 3
@@ -24,14 +26,27 @@ def configure(cache_dir: str | None) -> None:
 
 
 @lru_cache(maxsize=1)
-def encoding() -> tiktoken.Encoding:
-    return tiktoken.get_encoding(ENCODING)
+def encoding() -> tiktoken.Encoding | None:
+    """The BPE, or None when it cannot be loaded (offline without TIKTOKEN_CACHE_DIR): counts
+    then fall back to ~4 characters a token, and a warning says so once."""
+    try:
+        return tiktoken.get_encoding(ENCODING)
+    except Exception as e:
+        log.warning(
+            "tiktoken cannot load %s (%s): token estimates use ~4 characters per token; "
+            "set TIKTOKEN_CACHE_DIR to a folder holding its BPE file",
+            ENCODING, type(e).__name__,
+        )  # fmt: skip
+        return None
 
 
 def count_text(text: str) -> int:
     if not text:
         return 0
-    return len(encoding().encode(text, disallowed_special=()))
+    enc = encoding()
+    if enc is None:
+        return max(1, len(text) // 4)
+    return len(enc.encode(text, disallowed_special=()))
 
 
 def count_messages(messages: Iterable[Mapping[str, Any]]) -> int:
