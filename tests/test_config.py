@@ -45,7 +45,7 @@ def test_bad_value_names_nested_field(tmp_path: Path) -> None:
 
 def test_negative_price_rejected(tmp_path: Path) -> None:
     p = _write(tmp_path, BASE.replace("tier: small", 'tier: small, price: {input_per_mtok: "-1"}'))
-    with pytest.raises(ConfigError, match="models.m1.price.input_per_mtok"):
+    with pytest.raises(ConfigError, match=r"models\.m1\.price\.input_per_mtok"):
         load_settings(p)
 
 

@@ -246,8 +246,8 @@ def test_errors_are_openai_shaped(http: tuple[httpx.Client, str], upstream: Fake
     e = _error(c.post("/v1/chat/completions", json={"model": "auto", "messages": [
         {"role": "wizard", "content": "x"}]}, headers=auth), 400)  # fmt: skip
     assert e["param"] == "messages.0.role"
-    e = _error(c.post("/v1/chat/completions", json={"model": "auto", "messages": MSG,
-                                                    "temperature": 9}, headers=auth), 400)  # fmt: skip
+    hot = {"model": "auto", "messages": MSG, "temperature": 9}
+    e = _error(c.post("/v1/chat/completions", json=hot, headers=auth), 400)
     assert e["param"] == "temperature"
     e = _error(c.post("/v1/chat/completions", json={"model": "auto", "messages": MSG}), 401)
     e = _error(c.post("/v1/chat/completions", json={"model": "auto", "messages": MSG},

@@ -19,10 +19,14 @@ MSG = [{"role": "user", "content": "Tell me a story about a cat."}]
 def _settings(chat_url: str, embed_url: str, policies: Path) -> Settings:
     return Settings(
         models={
-            "stories": model_cfg(chat_url, "stories-chat", tier="small",
-                                 price={"input_per_mtok": "0.01", "output_per_mtok": "0.03"}),
+            "stories": model_cfg(
+                chat_url,
+                "stories-chat",
+                tier="small",
+                price={"input_per_mtok": "0.01", "output_per_mtok": "0.03"},
+            ),
             "stories-embed": model_cfg(embed_url, "stories-embed", kind="embedding"),
-        },  # fmt: skip
+        },
         routes={"auto": {"tiers": ["small"]}},
         policies_dir=policies,
         auth={"anonymous_team": "default"},
@@ -87,7 +91,7 @@ def test_upstream_killed_mid_stream_ends_with_error(
             received = 0
             killer = threading.Timer(0, llama.process.proc.kill)
             with caplog.at_level(logging.WARNING), pytest.raises(openai.APIError) as err:
-                for chunk in stream:
+                for _chunk in stream:
                     received += 1
                     if received == 3:
                         killer.start()

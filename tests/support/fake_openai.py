@@ -122,7 +122,8 @@ class FakeOpenAI:
         if body.get("tools"):
             message = {"role": "assistant", "content": None, "tool_calls": [{
                 "id": "call_1", "type": "function",
-                "function": {"name": body["tools"][0]["function"]["name"], "arguments": "{\"x\": 1}"},
+                "function": {"name": body["tools"][0]["function"]["name"],
+                             "arguments": "{\"x\": 1}"},
             }]}  # fmt: skip
             finish = "tool_calls"
         resp: dict[str, Any] = {

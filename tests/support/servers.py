@@ -69,7 +69,9 @@ class Process:
     """A child process stopped by PID (terminate, then kill)."""
 
     def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="frugal-test-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix="frugal-test-", suffix=".log", delete=False
+        )
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
 
     def stop(self) -> None:
