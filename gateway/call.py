@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.keys import Principal
+from gateway.pricing import usd
 from gateway.providers.base import Endpoint
 from gateway.resilience import Attempt
 from gateway.routing import Decision
@@ -48,7 +49,7 @@ class Call:
         if streaming:
             h["x-frugal-cost-usd"] = "pending"  # the final chunk's `x_frugal.cost_usd` has it
         else:
-            h["x-frugal-cost-usd"] = str(self.cost) if self.cost is not None else "0"
+            h["x-frugal-cost-usd"] = usd(self.cost) if self.cost is not None else "0"
         if d and d.score is not None:
             h["x-frugal-route-score"] = f"{d.score:.4f}"
             h["x-frugal-route-reason"] = d.reason
@@ -57,7 +58,7 @@ class Call:
         if self.cache != "off":
             h["x-frugal-cache"] = self.cache
         if self.budget_remaining_usd is not None:
-            h["x-frugal-budget-remaining-usd"] = str(self.budget_remaining_usd)
+            h["x-frugal-budget-remaining-usd"] = usd(self.budget_remaining_usd)
         h.update(self.extra_headers)
         return h
 

@@ -37,6 +37,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     local = LocalServers(settings.models, Path(".frugal/logs")) if not args.no_local else None
+    def stop_on_signal(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turn that into SystemExit
+    # so the `finally` below stops the local model servers.
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     if local is not None:
         try:
             local.start()

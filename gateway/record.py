@@ -4,6 +4,7 @@ Recording never raises into the request."""
 import logging
 
 from gateway.call import Call
+from gateway.pricing import usd
 
 log = logging.getLogger("frugal.request")
 
@@ -26,6 +27,7 @@ def _log(call: Call) -> None:
         (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
         call.outcome, call.cache, u.prompt_tokens if u else "-",
         u.completion_tokens if u else "-", u.estimated if u else "-",
-        call.cost if call.cost is not None else "-",
-        call.savings if call.savings is not None else "-", len(call.attempts), call.elapsed_ms(),
+        usd(call.cost) if call.cost is not None else "-",
+        usd(call.savings) if call.savings is not None else "-",
+        len(call.attempts), call.elapsed_ms(),
     )  # fmt: skip

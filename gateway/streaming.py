@@ -9,11 +9,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from gateway import sse, tokens
 from gateway.call import Call
 from gateway.errors import UpstreamError
+from gateway.pricing import usd
 from gateway.usage import Usage, usage_from
 
 log = logging.getLogger("frugal.request")
@@ -65,7 +67,7 @@ async def relay(
                 finish(reported)
                 settled = True
                 if include_usage:
-                    chunk["x_frugal"] = {"cost_usd": str(call.cost)}
+                    chunk["x_frugal"] = {"cost_usd": usd(call.cost or Decimal(0))}
                 else:
                     chunk.pop("usage", None)
             if chunk.get("choices") or include_usage or reported is None:
@@ -102,5 +104,5 @@ def _usage_chunk(call: Call, usage: Usage) -> dict[str, Any]:
         "model": call.model,
         "choices": [],
         "usage": usage.as_openai(),
-        "x_frugal": {"cost_usd": str(call.cost), "estimated_usage": True},
+        "x_frugal": {"cost_usd": usd(call.cost or Decimal(0)), "estimated_usage": True},
     }
