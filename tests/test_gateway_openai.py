@@ -289,3 +289,33 @@ def test_health_and_readiness(http: tuple[httpx.Client, str]) -> None:
     body = r.json()
     assert body["store"] == {"kind": "memory", "ok": True}
     assert body["upstreams"]["small-a"] == "ok" and body["upstreams"]["dead"] == "unreachable"
+
+
+def test_client_disconnect_mid_stream_is_charged(
+    http: tuple[httpx.Client, str], upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    c, key = http
+    upstream.script.chunk_delay_s = 0.2
+    body = {"model": "small-a", "messages": MSG, "stream": True}
+    with caplog.at_level("INFO", logger="frugal.request"):
+        with c.stream("POST", "/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {key}"}) as r:  # fmt: skip
+            lines = r.iter_lines()
+            got = [line for line in (next(lines) for _ in range(4)) if line.startswith("data:")]
+            assert got
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            done = [
+                x.getMessage()
+                for x in caplog.records
+                if "outcome=client_disconnected" in x.getMessage()
+            ]
+            if done:
+                break
+            time.sleep(0.05)
+    assert done, "a disconnected stream must still be settled and recorded"
+    line = done[0]
+    assert "completion_tokens=0" not in line and "cost_usd=-" not in line
+    assert "estimated=True" in line
