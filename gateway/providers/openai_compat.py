@@ -47,12 +47,7 @@ class OpenAICompatProvider:
         self, endpoint: Endpoint, body: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         try:
-            async with self._session.post(
-                f"{self._base}/{endpoint.value}",
-                data=orjson.dumps(body),
-                headers=self._headers,
-                timeout=self._timeout,
-            ) as resp:
+            async with self._post(endpoint, body) as resp:
                 if resp.status >= 400:
                     raise self._status_error(resp.status, await resp.read())
                 done = False
@@ -95,14 +90,19 @@ class OpenAICompatProvider:
     async def close(self) -> None:  # the session is shared and closed by its owner
         return None
 
+    def _post(
+        self, endpoint: Endpoint, body: dict[str, Any]
+    ) -> "aiohttp.client._RequestContextManager":
+        return self._session.post(
+            f"{self._base}/{endpoint.value}",
+            data=orjson.dumps(body),
+            headers=self._headers,
+            timeout=self._timeout,
+        )
+
     async def _post_json(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            async with self._session.post(
-                f"{self._base}/{endpoint.value}",
-                data=orjson.dumps(body),
-                headers=self._headers,
-                timeout=self._timeout,
-            ) as resp:
+            async with self._post(endpoint, body) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise self._status_error(resp.status, raw)
