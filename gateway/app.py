@@ -12,6 +12,9 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import pipeline
+from gateway.budget.admin import router as admin_router
+from gateway.cache.admin import router as cache_admin_router
+from gateway.cache.controls import directives as cache_directives
 from gateway.call import Call
 from gateway.config import Settings
 from gateway.errors import AuthenticationFailed, FrugalError, InvalidRequest, PayloadTooLarge
@@ -22,6 +25,7 @@ from gateway.record import record
 from gateway.runtime import Runtime
 from gateway.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, validate
 from gateway.streaming import StreamReply
+from gateway.telemetry.endpoint import router as metrics_router
 
 log = logging.getLogger("frugal")
 
@@ -74,6 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     _errors(app)
     _routes(app, settings)
+    app.include_router(admin_router)  # /admin/: its own key (budget.admin_key_env)
+    app.include_router(cache_admin_router)  # /admin/cache/: the same admin key
+    app.include_router(metrics_router)  # /metrics: the admin key unless telemetry.metrics_open
     return app
 
 
@@ -118,6 +125,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         else:
             req = validate(CompletionRequest, body)
         call = Call(current_request_id(), principal, endpoint, body)
+        call.cache_read, call.cache_write = cache_directives(request.headers)
         request.state.call = call
         reply = await pipeline.generate(rt, call, req)
         if isinstance(reply, StreamReply):

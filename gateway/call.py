@@ -29,7 +29,14 @@ class Call:
     # What the same usage would have cost on the route's large model (savings = this - cost).
     baseline_cost: Decimal | None = None
     cache: str = "off"  # off | miss | hit | semantic-hit | bypass
+    # What the request's Cache-Control / x-frugal-cache headers allow (gateway/cache/controls.py).
+    cache_read: bool = True
+    cache_write: bool = True
     budget_remaining_usd: Decimal | None = None
+    # The answer, OpenAI-shaped (a stream's: a summary of its choices), for telemetry's
+    # finish reasons and opt-in content; and when a stream's first chunk went out.
+    response: dict[str, Any] | None = None
+    first_chunk_ms: float | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
 
     @property

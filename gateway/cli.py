@@ -1,21 +1,13 @@
 """The `frugal` command: serve, local, keys, check-config, router."""
 
 import argparse
-import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 from gateway.config import ConfigError, Settings, load_settings
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("FRUGAL_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+from gateway.logs import setup_logging
 
 
 def _load(path: str | None) -> Settings:
@@ -51,13 +43,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"frugal: cannot start local models: {e}", file=sys.stderr)
             local.stop()
             return 2
+    from gateway.telemetry import multiproc
+
+    workers = args.workers or settings.server.workers
+    metrics_cleanup = multiproc.prepare(workers)  # /metrics sums every worker's values
     try:
         uvicorn.run(
             "gateway.asgi:app_from_env", factory=True, host=host, port=port,
-            workers=args.workers or settings.server.workers, log_level="warning",
-            access_log=False,
+            workers=workers, log_level="warning", access_log=False,
         )  # fmt: skip
     finally:
+        metrics_cleanup()
         if local is not None:
             local.stop()
     return 0
@@ -122,6 +118,12 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("--config")
     c.set_defaults(fn=cmd_check)
+    from gateway.budget.cli import register as register_spend
+
+    register_spend(sub)  # frugal spend --team T --period month [--csv]
+    from gateway.telemetry.report import register as register_report
+
+    register_report(sub)  # frugal report --team T --period month [--png FILE]
     try:
         from gateway.router.cli import register
     except ImportError:
@@ -132,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _setup_logging()
+    setup_logging()
     args = parser().parse_args(argv)
     code: int = args.fn(args)
     return code

@@ -15,6 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.cache.settings import CacheSettings
+from gateway.telemetry.settings import TelemetrySettings
+
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "frugal.yaml"
 
 
@@ -106,6 +109,34 @@ class AuthConfig(Strict):
     anonymous_team: str | None = None
 
 
+class BudgetSettings(Strict):
+    """Budget enforcement (gateway/budget). The README explains each choice."""
+
+    # When Redis fails: fail_open admits and accounts in process, then reconciles into Redis;
+    # fail_closed answers 503. Default fail_open: an outage of the accounting store should not
+    # become an outage of every model; local accounting keeps the overshoot bounded.
+    on_store_error: Literal["fail_open", "fail_closed"] = "fail_open"
+    # A reservation left by a crashed replica is released after this long. Keep it above the
+    # longest request (streams included); a late settle still charges, exactly once.
+    reservation_ttl_s: float = Field(default=900.0, ge=1)
+    timezone: str = "UTC"  # calendar for day/week/month budgets (policies may override)
+    reload_interval_s: float = Field(default=1.0, ge=0)  # policy file polling; 0 = no reload
+    reconcile_interval_s: float = Field(default=2.0, gt=0)
+    spend_retention_days: int = Field(default=400, ge=1)
+    admin_key_env: str = "FRUGAL_ADMIN_KEY"  # the /admin/ API's key is read from this variable
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name)") from None
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FRUGAL_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -119,6 +150,9 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     resilience: Resilience = Resilience()
+    budget: BudgetSettings = BudgetSettings()
+    cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @classmethod
     def settings_customise_sources(

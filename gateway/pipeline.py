@@ -5,12 +5,19 @@
     2 authenticate      (app)        6 usage: reported, or estimated with tiktoken
     3 route: pinned model or scorer  7 cost = usage x price (Decimal)
     4 upstream body (model replaced) 8 answer with x-frugal-* headers; log the request
+
+Budgets (gateway/budget): `admit` (rate limits + budget snapshot) before routing; the route
+sees the remaining budget; `authorize` after it; `reserve` the worst case just before the
+upstream call; `settle` after it (streams: in `finish`), `release` when it fails.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import pricing, tokens
+from gateway.budget import Admission, BudgetView, Reservation
+from gateway.budget.allow import authorize
+from gateway.cache.service import Lookup
 from gateway.call import Call
 from gateway.providers.base import Completion, Endpoint
 from gateway.record import record
@@ -31,32 +38,81 @@ class Reply:
 async def generate(
     rt: Runtime, call: Call, req: ChatRequest | CompletionRequest
 ) -> Reply | StreamReply:
-    call.decision = await _route(rt, call, req)
+    budget = rt.budget.enforcer
+    admission = await budget.admit(call, lambda: prompt_tokens(call))  # rate limits, budgets
+    call.decision = await _route(rt, call, req, admission.view)
+    authorize(call, admission, rt.settings.models)  # allowed models; $0-only; max_tokens cap
+    lookup = await rt.cache.lookup(call)  # exact, then semantic; identical misses coalesce
+    if lookup.entry is not None:
+        return _cached(rt, call, req, lookup)
+    try:
+        return await _generate(rt, call, req, admission, lookup)
+    finally:
+        rt.cache.release(lookup)  # identical requests waiting on this one never hang
+
+
+async def _generate(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, admission: Admission,
+    lookup: Lookup,
+) -> Reply | StreamReply:  # fmt: skip
+    assert call.decision is not None
+    budget = rt.budget.enforcer
+    held = await budget.reserve(call, admission)  # the worst case, before the upstream call
     if req.stream:
-        return await _stream(rt, call, req)
-    model, completion = await rt.resilient.call(
-        call.decision.candidates,
-        lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
-        call.attempts,
-        call.request_id,
-    )
+        return await _stream(rt, call, req, held, lookup)
+    try:
+        model, completion = await rt.resilient.call(
+            call.decision.candidates,
+            lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
+            call.attempts,
+            call.request_id,
+        )
+    except BaseException:
+        budget.later(budget.release(held))
+        raise
     call.model = model
     _settle(rt, call, completion, req)
+    call.response = completion.body  # telemetry: finish reasons (and opt-in content)
+    await budget.settle(call, held)
     completion.body["model"] = model
     if completion.usage is None and call.usage is not None:
         completion.body["usage"] = call.usage.as_openai()
+    await rt.cache.store(lookup, call, completion.body)  # complete answers only
     record(call)
     return Reply(completion.body, call.headers())
 
 
+def _cached(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, lookup: Lookup
+) -> Reply | StreamReply:
+    """A hit: $0 against the budget; `cost` before `credit` is what the call would have cost."""
+    assert lookup.entry is not None
+    call.model = lookup.entry.model  # a coalesced answer may come from a fallback model
+    charge(rt, call, lookup.entry.usage)
+    rt.cache.credit(call)
+    record(call)
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return StreamReply(rt.cache.replay(call, lookup.entry, include_usage), call.headers())
+    return Reply(lookup.entry.response(call.request_id, call.model), call.headers())
+
+
 async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
+    budget = rt.budget.enforcer
+    admission = await budget.admit(call, lambda: tokens.count_prompt(req.input))
     call.decision = rt.router.pinned(req.model, kind="embedding")
-    model, completion = await rt.resilient.call(
-        call.decision.candidates,
-        lambda m: rt.providers[m].embed(upstream_body(rt, call.body, m)),
-        call.attempts,
-        call.request_id,
-    )
+    authorize(call, admission, rt.settings.models)
+    held = await budget.reserve(call, admission)
+    try:
+        model, completion = await rt.resilient.call(
+            call.decision.candidates,
+            lambda m: rt.providers[m].embed(upstream_body(rt, call.body, m)),
+            call.attempts,
+            call.request_id,
+        )
+    except BaseException:
+        budget.later(budget.release(held))
+        raise
     call.model = model
     usage = completion.usage or Usage(tokens.count_prompt(req.input), 0, estimated=True)
     if completion.usage is None:
@@ -64,22 +120,25 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
                                     "total_tokens": usage.prompt_tokens}  # fmt: skip
     call.usage = usage
     call.cost = pricing.cost(usage, rt.router.model(model).price)
+    await budget.settle(call, held)
     completion.body["model"] = model
     record(call)
     return Reply(completion.body, call.headers())
 
 
-async def _route(rt: Runtime, call: Call, req: ChatRequest | CompletionRequest) -> Decision:
+async def _route(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, budget: BudgetView | None
+) -> Decision:
     if not rt.router.is_route(req.model):
         return rt.router.pinned(req.model)
     if isinstance(req, ChatRequest):
-        return await rt.router.decide(req.model, call.body["messages"], bool(req.tools))
+        return await rt.router.decide(req.model, call.body["messages"], bool(req.tools), budget)
     prompt = (
         req.prompt
         if isinstance(req.prompt, str)
         else " ".join(p for p in req.prompt if isinstance(p, str))
     )
-    return await rt.router.decide(req.model, [{"role": "user", "content": prompt}], False)
+    return await rt.router.decide(req.model, [{"role": "user", "content": prompt}], False, budget)
 
 
 def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -123,19 +182,29 @@ def _settle(rt: Runtime, call: Call, c: Completion, req: ChatRequest | Completio
     charge(rt, call, usage)
 
 
-async def _stream(rt: Runtime, call: Call, req: ChatRequest | CompletionRequest) -> StreamReply:
+async def _stream(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, held: Reservation,
+    lookup: Lookup,
+) -> StreamReply:  # fmt: skip
     assert call.decision is not None
-    model, first, chunks = await rt.resilient.open_stream(
-        call.decision.candidates,
-        lambda m: rt.providers[m].stream(call.endpoint, upstream_body(rt, call.body, m)),
-        call.attempts,
-        call.request_id,
-    )
+    budget = rt.budget.enforcer
+    try:
+        model, first, chunks = await rt.resilient.open_stream(
+            call.decision.candidates,
+            lambda m: rt.providers[m].stream(call.endpoint, upstream_body(rt, call.body, m)),
+            call.attempts,
+            call.request_id,
+        )
+    except BaseException:
+        budget.later(budget.release(held))
+        raise
     call.model = model
+    chunks = rt.cache.capture(lookup, call, first, chunks)  # stored once the stream is complete
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
-    def finish(usage: Usage) -> None:
+    def finish(usage: Usage) -> None:  # exactly once, also when the client disconnects
         charge(rt, call, usage)
+        budget.later(budget.settle(call, held))
         record(call)
 
     return StreamReply(

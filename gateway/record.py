@@ -1,10 +1,11 @@
-"""The one place a finished request is recorded: a log line now; telemetry hooks in here.
-Recording never raises into the request."""
+"""The one place a finished request is recorded: a log line, then telemetry (metrics and
+spans, gateway/telemetry). Recording never raises into the request."""
 
 import logging
 
 from gateway.call import Call
 from gateway.pricing import usd
+from gateway.telemetry import hook
 
 log = logging.getLogger("frugal.request")
 
@@ -14,6 +15,9 @@ def record(call: Call) -> None:
         _log(call)
     except Exception:  # recording must never change a request's outcome
         log.exception("failed to record request %s", call.request_id)
+    recorder = hook.current()
+    if recorder is not None:
+        recorder.record(call)  # never raises
 
 
 def _log(call: Call) -> None:

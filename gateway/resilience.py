@@ -25,6 +25,7 @@ class Attempt:
     number: int
     outcome: str
     ms: float
+    started: float = 0.0  # time.perf_counter() when the attempt began
 
 
 class Cooldowns:
@@ -123,9 +124,12 @@ class Resilient:
         err: UpstreamError | None,
     ) -> None:
         ms = (time.perf_counter() - t0) * 1000
+        attempts.append(Attempt(model, n + 1, "ok" if err is None else type(err).__name__, ms, t0))
+        # A success is already in the request's own line (attempts=N); failures stand out.
+        level = logging.DEBUG if err is None else logging.WARNING
+        if not log.isEnabledFor(level):
+            return
         outcome = "ok" if err is None else f"{type(err).__name__}: {err.message}"
-        attempts.append(Attempt(model, n + 1, "ok" if err is None else type(err).__name__, ms))
-        level = logging.INFO if err is None else logging.WARNING
         log.log(
             level,
             "upstream attempt request_id=%s model=%s attempt=%d outcome=%s ms=%.1f",

@@ -7,12 +7,15 @@ capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier f
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, Tier
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.providers.registry import missing_credential
 from gateway.router import Scorer, load_scorer
+
+if TYPE_CHECKING:
+    from gateway.budget.view import BudgetView
 
 
 @dataclass(slots=True)
@@ -61,8 +64,9 @@ class Router:
         return Decision(None, cfg.tier, [name])
 
     async def decide(
-        self, route_name: str, messages: Sequence[Mapping[str, Any]], tools: bool
-    ) -> Decision:
+        self, route_name: str, messages: Sequence[Mapping[str, Any]], tools: bool,
+        budget: "BudgetView | None" = None,
+    ) -> Decision:  # fmt: skip
         route = self._routes[route_name]
         scorer = self._scorers[route.router]
         if scorer.blocking:
@@ -72,10 +76,17 @@ class Router:
         usable = self._usable_tiers(route)
         if not usable:
             raise Unavailable(f"No model of route {route_name!r} is available.")
-        large = score >= route.threshold
+        # A team near its budget: a higher threshold, or the cheapest tier whatever the score.
+        threshold = budget.threshold(route.threshold) if budget else route.threshold
+        large = score >= threshold and not (budget and budget.force_small)
         pick = max if large else min
         intended = pick(route.tiers, key=TIER_ORDER.__getitem__)
-        reason = f"score {score:.3f} {'>=' if large else '<'} threshold {route.threshold:g}"
+        reason = f"score {score:.3f} {'>=' if score >= threshold else '<'} threshold {threshold:g}"
+        if budget and budget.note and (threshold != route.threshold or budget.force_small):
+            would = score >= route.threshold
+            action = "small tier forced" if budget.force_small else "threshold raised"
+            reason += f"; budget: {budget.note}, {action}"
+            reason += "; downgraded" if would and not large else ""
         tier = intended
         if intended not in usable:
             tier = min(usable, key=lambda t: abs(TIER_ORDER[t] - TIER_ORDER[intended]))

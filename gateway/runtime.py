@@ -1,11 +1,13 @@
 """Everything built once at start-up and shared by every request."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from gateway import tokens
+from gateway.budget import BudgetRuntime, start_budget
+from gateway.cache.service import ResponseCache
 from gateway.config import Settings
 from gateway.keys import KeyRing, load_keys
 from gateway.providers.base import Provider
@@ -13,6 +15,8 @@ from gateway.providers.registry import build_provider
 from gateway.resilience import Cooldowns, Resilient
 from gateway.routing import Router
 from gateway.store import Store, open_store
+from gateway.telemetry import hook
+from gateway.telemetry.service import Telemetry
 
 log = logging.getLogger("frugal")
 
@@ -26,6 +30,9 @@ class Runtime:
     resilient: Resilient
     keys: KeyRing
     session: aiohttp.ClientSession
+    budget: BudgetRuntime = field(init=False)
+    cache: ResponseCache = field(init=False)
+    telemetry: Telemetry = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
@@ -50,7 +57,7 @@ class Runtime:
                 "auth.anonymous_team is only allowed when the server listens on loopback; "
                 "create keys with `frugal keys create --team T` and set it to null"
             )
-        return cls(
+        rt = cls(
             settings=settings,
             store=open_store(settings.redis_url),
             router=router,
@@ -59,8 +66,18 @@ class Runtime:
             keys=keys,
             session=session,
         )
+        rt.budget = start_budget(settings, rt.store, session, lambda k: setattr(rt, "keys", k))
+        rt.cache = await ResponseCache.start(settings, rt.store)
+        teams = {*rt.budget.enforcer.policies.teams, settings.auth.anonymous_team} - {None}
+        rt.telemetry = Telemetry.start(settings, teams=[t for t in teams if t])
+        hook.install(rt.telemetry)
+        return rt
 
     async def close(self) -> None:
+        await self.budget.close()  # settles still in flight are recorded before telemetry stops
+        hook.uninstall(self.telemetry)
+        await self.telemetry.close()
+        await self.cache.close()
         for p in self.providers.values():
             await p.close()
         await self.session.close()

@@ -55,26 +55,35 @@ async def relay(
 ) -> AsyncIterator[bytes]:
     """`finish(usage)` sets the call's usage and cost; it is called exactly once."""
     produced: list[str] = []
+    reasons: list[str] = []
     settled = False
     completed = False
+
+    def done(usage: Usage) -> None:
+        call.response = _summary(produced, reasons)  # for telemetry (finish reasons, content)
+        finish(usage)
+
     try:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
             reported = usage_from(chunk)
             produced.append(_text(chunk))
+            reasons += _finish_reasons(chunk)
             chunk["model"] = call.model
             if reported is not None:
-                finish(reported)
+                done(reported)
                 settled = True
                 if include_usage:
                     chunk["x_frugal"] = {"cost_usd": usd(call.cost or Decimal(0))}
                 else:
                     chunk.pop("usage", None)
             if chunk.get("choices") or include_usage or reported is None:
+                if call.first_chunk_ms is None:
+                    call.first_chunk_ms = call.elapsed_ms()  # time to first chunk
                 yield sse.event(chunk)
             chunk = await anext(rest, None)
         if not settled:
-            finish(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
+            done(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
             settled = True
             if include_usage and call.usage is not None:
                 yield sse.event(_usage_chunk(call, call.usage))
@@ -90,10 +99,24 @@ async def relay(
             call.outcome = "client_disconnected"
         if not settled:
             # Charge the input plus what was generated before the stream ended.
-            finish(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
+            done(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _finish_reasons(chunk: dict[str, Any]) -> list[str]:
+    return [str(c["finish_reason"]) for c in chunk.get("choices") or ()
+            if isinstance(c, dict) and c.get("finish_reason")]  # fmt: skip
+
+
+def _summary(produced: list[str], reasons: list[str]) -> dict[str, Any]:
+    """A streamed answer in the shape of a whole one (one choice's text and finish reasons)."""
+    text = "".join(produced)
+    finished: list[str | None] = [*reasons] or [None]  # None: the stream did not finish
+    choices = [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": r}
+               for r in finished]  # fmt: skip
+    return {"choices": choices}
 
 
 def _usage_chunk(call: Call, usage: Usage) -> dict[str, Any]:

@@ -1,0 +1,210 @@
+"""The budget stages of the request path: admit (rate limits + budget snapshot, before routing),
+authorize (allowed models/tiers/routes, $0-only, max_tokens cap, after routing), reserve the
+worst case (before the upstream call), settle to the actual cost or release (after it)."""
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gateway.budget import layout
+from gateway.budget.alerts import Alerts
+from gateway.budget.estimate import worst_case
+from gateway.budget.guard import Guard
+from gateway.budget.lines import Line, RateLine, budget_lines, rate_lines
+from gateway.budget.money import from_nano, to_nano
+from gateway.budget.periods import local_day
+from gateway.budget.scripts import ADMIT, RESERVE, SETTLE
+from gateway.budget.view import BudgetView, Standing, evaluate, quota_error, standings, tightest
+from gateway.call import Call
+from gateway.config import Settings
+from gateway.errors import RateLimited
+from gateway.policies import Policies, Team
+
+DONE_TTL_MS = 86_400_000
+
+
+@dataclass(slots=True)
+class Admission:
+    team: Team | None
+    lines: list[Line]
+    rates: list[RateLine]
+    prompt_tokens: int
+    stands: list[Standing] = field(default_factory=list)
+    view: BudgetView | None = None
+    local: bool = False  # the store was down: this request is accounted in process
+
+
+@dataclass(slots=True)
+class Reservation:
+    rid: str
+    team: str
+    tz: ZoneInfo
+    lines: list[Line]
+    rates: list[RateLine]
+    amount: int  # nano-USD held
+    local: bool
+    remaining: Decimal | None  # tightest budget left, this reservation included
+    done: bool = False
+
+
+class Budget:
+    def __init__(self, settings: Settings, guard: Guard, policies: Policies, alerts: Alerts):
+        self.cfg = settings.budget
+        self.models = settings.models
+        self.guard = guard
+        self.policies = policies  # replaced whole by the policy watcher
+        self.alerts = alerts
+        self.default_tz = ZoneInfo(settings.budget.timezone)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def later(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` in the background, kept alive until done (settles from sync callbacks)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def admit(self, call: Call, count_prompt: Callable[[], int]) -> Admission:
+        """Rate limits and the budget snapshot (before routing). Tokens are counted only for a
+        team with budgets or limits."""
+        team = self.policies.team(call.principal.team)
+        if team is None:
+            return Admission(None, [], [], 0)
+        now = datetime.now(UTC)
+        lines = budget_lines(team, call.principal.key_id, now)
+        rates = rate_lines(team, call.principal.key_id, now)
+        if not lines and not rates:
+            return Admission(team, [], [], 0)
+        adm = Admission(team, lines, rates, count_prompt())
+        prompt_tokens = adm.prompt_tokens
+        args: list[Any] = [len(adm.rates), prompt_tokens, 120_000]
+        for r in adm.rates:
+            args += [r.limits.rpm or -1, r.limits.tpm or -1]
+        keys = [r.store_key for r in adm.rates] + [ln.store_key for ln in adm.lines]
+        bkeys = [ln.store_key for ln in adm.lines]
+        res, adm.local = await self.guard.run(ADMIT, keys, args, budget_keys=bkeys)
+        if res[0] == 0:
+            raise _rate_error(team, adm.rates[int(res[1]) - 1], int(res[2]), now)
+        flat = [int(x) for x in res[1:]]
+        if not adm.local:
+            for i, ln in enumerate(adm.lines):
+                self.guard.saw(ln.store_key, flat[2 * i])
+        adm.stands = standings(adm.lines, flat)
+        adm.view = evaluate(team, adm.stands)
+        if adm.view.note and not adm.view.free_only:
+            self.alerts.soft_crossed(team, tightest(adm.stands))
+        return adm
+
+    async def reserve(self, call: Call, adm: Admission) -> Reservation:
+        """Hold the worst case of the dearest candidate that fits; drop dearer candidates
+        (a cheaper model rather than a refusal); 429 when not even the cheapest fits."""
+        assert call.decision is not None
+        team = adm.team
+        tz = team.tz if team else self.default_tz
+        rid = uuid.uuid4().hex
+        base = Reservation(rid, call.principal.team, tz, adm.lines, adm.rates, 0, adm.local, None)
+        if team is None or not adm.lines:
+            return base
+        cands = call.decision.candidates
+        tokens = adm.prompt_tokens
+        worst = {m: to_nano(worst_case(tokens, call.body, self.models[m])) for m in cands}
+        levels = sorted(set(worst.values()), reverse=True)
+        low = tightest(adm.stands)
+        room = to_nano(low.remaining) if low else None
+        refusal: list[int] = []
+        for i, level in enumerate(levels):
+            if room is not None and level > room and i < len(levels) - 1:
+                continue  # the snapshot already says it cannot fit: try the next level
+            res, local = await self._hold(rid, adm, level)
+            if res[0] == 1:
+                self._drop(call, [m for m in cands if worst[m] <= level], level)
+                left = min(ln.limit_nano - res[1 + 2 * j] - res[2 + 2 * j]
+                           for j, ln in enumerate(adm.lines))  # fmt: skip
+                base.amount, base.local, base.remaining = level, local, from_nano(left)
+                call.budget_remaining_usd = base.remaining.quantize(Decimal("0.00000001"))
+                return base
+            refusal = [int(x) for x in res]
+        i = refusal[1] - 1
+        s = Standing(adm.lines[i], from_nano(refusal[2]), from_nano(refusal[3]))
+        raise quota_error(team, s, from_nano(levels[-1]))
+
+    def _drop(self, call: Call, keep: list[str], level: int) -> None:
+        d = call.decision
+        assert d is not None
+        gone = [m for m in d.candidates if m not in keep]
+        if not gone:
+            return
+        d.candidates = keep
+        d.tier = self.models[keep[0]].tier
+        d.reason += (f"; budget: dropped {', '.join(gone)} (worst case above what is left), "
+                     f"holding ${from_nano(level)}")  # fmt: skip
+        call.extra_headers["x-frugal-budget-downgrade"] = "true"
+
+    async def _hold(self, rid: str, adm: Admission, amount: int) -> tuple[list[int], bool]:
+        now = datetime.now(UTC)
+        now_ms = int(now.timestamp() * 1000)
+        ttl_ms = int(self.cfg.reservation_ttl_s * 1000)
+        keys = [layout.reservations(_team_of(adm))]
+        args: list[Any] = [rid, now_ms, now_ms + ttl_ms, amount, 2 * ttl_ms + 60_000]
+        args += [ln.limit_nano for ln in adm.lines] + [ln.ttl_ms(now) for ln in adm.lines]
+        bkeys = [ln.store_key for ln in adm.lines]
+        res, local = await self.guard.run(RESERVE, keys + bkeys, args, local=adm.local,
+                                          budget_keys=bkeys)  # fmt: skip
+        return [int(x) for x in res], local
+
+    async def settle(self, call: Call, res: Reservation) -> None:
+        """Replace the hold by the call's actual cost and write the spend ledger (once)."""
+        if res.done:
+            return
+        res.done = True
+        u = call.usage
+        cost = to_nano(call.cost or Decimal(0))
+        saved = to_nano(call.savings) if call.savings is not None else 0
+        tier = call.decision.tier.value if call.decision else "-"
+        prefix = f"{call.principal.key_id or '-'}|{call.model or '-'}|{tier}"
+        p, c = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
+        await self._finish(res, cost, [prefix, p, c, cost, saved, c])
+        if res.remaining is not None:
+            res.remaining += from_nano(res.amount - cost)
+            call.budget_remaining_usd = res.remaining.quantize(Decimal("0.00000001"))
+
+    async def release(self, res: Reservation) -> None:
+        """The call failed: give the hold back; nothing is charged."""
+        if res.done:
+            return
+        res.done = True
+        await self._finish(res, 0, ["", 0, 0, 0, 0, 0])
+
+    async def _finish(self, res: Reservation, cost: int, ledger: list[Any]) -> None:
+        now = datetime.now(UTC)
+        keys = [layout.reservations(res.team), layout.done(res.team, res.rid),
+                layout.spend(res.team, local_day(now, res.tz))]  # fmt: skip
+        keys += [ln.store_key for ln in res.lines] + [r.store_key for r in res.rates]
+        retention = self.cfg.spend_retention_days * 86_400_000
+        args: list[Any] = [res.rid, cost, DONE_TTL_MS, len(res.lines), retention, *ledger]
+        await self.guard.run(SETTLE, keys, args, local=res.local, tolerant=True,
+                             budget_keys=[ln.store_key for ln in res.lines])  # fmt: skip
+
+
+def _team_of(adm: Admission) -> str:
+    assert adm.team is not None
+    return adm.team.name
+
+
+def _rate_error(team: Team, r: RateLine, kind: int, now: datetime) -> RateLimited:
+    wait = 60 - int(now.timestamp()) % 60
+    what = "requests" if kind == 1 else "tokens"
+    limit = r.limits.rpm if kind == 1 else r.limits.tpm
+    who = f"team {team.name!r}" if r.key_id is None else f"key {r.key_id} of team {team.name!r}"
+    return RateLimited(
+        f"Rate limit reached: {who} may use {limit} {what} per minute. Retry in {wait} s.",
+        headers={"retry-after": str(wait)},
+    )

@@ -1,0 +1,60 @@
+"""Builds the budget machinery at start-up and runs its background tasks: the policy watcher
+(file changes, SIGHUP) and the fail-open reconciler."""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from gateway.budget.alerts import Alerts
+from gateway.budget.enforcer import Budget
+from gateway.budget.guard import Guard
+from gateway.budget.reload import PolicyWatcher
+from gateway.config import Settings
+from gateway.keys import KeyRing
+from gateway.policies import Policies, load_policies
+from gateway.store.base import Store
+
+
+@dataclass
+class BudgetRuntime:
+    enforcer: Budget
+    watcher: PolicyWatcher
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.enforcer.drain()
+        await self.enforcer.alerts.drain()
+
+
+def start_budget(
+    settings: Settings, store: Store, session: aiohttp.ClientSession | None,
+    on_keys: Callable[[KeyRing], None],
+) -> BudgetRuntime:  # fmt: skip
+    """Load the policies (a ConfigError stops start-up) and start the background tasks."""
+    cfg = settings.budget
+    policies = load_policies(settings.policies_dir, cfg.timezone)
+    guard = Guard(store, cfg.on_store_error == "fail_open")
+    budget = Budget(settings, guard, policies, Alerts(store, session))
+
+    def apply(p: Policies, keys: KeyRing) -> None:
+        budget.policies = p
+        on_keys(keys)
+
+    watcher = PolicyWatcher(settings.policies_dir, cfg.timezone, apply, cfg.reload_interval_s)
+    rt = BudgetRuntime(budget, watcher)
+    loop = asyncio.get_running_loop()
+    if cfg.reload_interval_s > 0:
+        watcher.install_sighup()
+        rt.tasks.append(loop.create_task(watcher.run()))
+    if store.kind != "memory":
+        rt.tasks.append(loop.create_task(guard.loop(cfg.reconcile_interval_s)))
+    return rt

@@ -1,0 +1,51 @@
+"""The `cache:` section of the gateway configuration, with per-route and per-team overrides.
+
+Precedence, lowest first: the section's own values, then `routes[<requested model>]`, then
+`teams[<team>]` (a team can always opt itself out). Unknown keys are errors, like everywhere
+else in the configuration."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SemanticSettings(_Strict):
+    # Start the semantic backend (needs Redis with RediSearch); requests still opt in through
+    # `default` or a route/team `semantic: true`.
+    enabled: bool = False
+    redis_url: str | None = None  # default: the gateway's `redis_url`
+    threshold: float = Field(default=0.88, gt=0.0, le=1.0)  # cosine similarity for a hit
+    default: bool = False  # semantic lookups for requests whose route/team says nothing
+    index: str = Field(default="frugal-semantic-v1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    timeout_ms: int = Field(default=50, ge=1, le=10_000)
+    embed_threads: int = Field(default=1, ge=1, le=8)
+
+
+class CacheOverride(_Strict):
+    """Per-route or per-team settings; a field left out keeps the less specific value."""
+
+    enabled: bool | None = None
+    ttl_s: int | None = Field(default=None, ge=1)
+    max_entry_bytes: int | None = Field(default=None, ge=256)
+    cache_sampling: bool | None = None
+    shared_scope: bool | None = None
+    coalesce: bool | None = None
+    semantic: bool | None = None
+
+
+class CacheSettings(_Strict):
+    enabled: bool = True
+    ttl_s: int = Field(default=3600, ge=1)
+    max_entry_bytes: int = Field(default=256 * 1024, ge=256)
+    # Cache sampling requests (temperature absent or > 0, and no seed)?
+    cache_sampling: bool = False
+    # Key entries under one scope shared by every team instead of the team's own scope.
+    shared_scope: bool = False
+    coalesce: bool = True  # identical requests in flight share one upstream call
+    coalesce_wait_s: float = Field(default=300.0, gt=0)
+    timeout_ms: int = Field(default=50, ge=1, le=10_000)  # per cache operation
+    semantic: SemanticSettings = SemanticSettings()
+    routes: dict[str, CacheOverride] = Field(default_factory=dict)
+    teams: dict[str, CacheOverride] = Field(default_factory=dict)

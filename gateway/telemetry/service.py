@@ -1,0 +1,123 @@
+"""All of Frugal's telemetry in one object, built once at start-up.
+
+`record(call)` runs on the event loop for every finished request: it works out the request's
+facts once, adds them to each sink (Prometheus, OpenTelemetry metrics) and writes the spans.
+It never raises and does no I/O: Prometheus values are in memory (or memory-mapped files with
+several workers) and OpenTelemetry exports on its own threads."""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import Tracer
+
+from gateway.call import Call
+from gateway.config import Settings
+from gateway.telemetry import otel
+from gateway.telemetry.facts import Catalog, facts_of
+from gateway.telemetry.instruments import Sink, emit, zero_series
+from gateway.telemetry.prom import PromSink
+from gateway.telemetry.settings import TelemetrySettings
+from gateway.telemetry.spans import emit_spans
+
+if TYPE_CHECKING:
+    from gateway.policies import Policies
+    from gateway.store.base import Store
+
+log = logging.getLogger("frugal.telemetry")
+
+
+class Telemetry:
+    def __init__(self, cfg: TelemetrySettings, catalog: Catalog) -> None:
+        self.cfg = cfg
+        self.catalog = catalog
+        self.prom: PromSink | None = None
+        self.otel_metrics: otel.OtelSink | None = None
+        self.tracer_provider: TracerProvider | None = None
+        self.tracer: Tracer | None = None
+        self.sinks: list[Sink] = []
+        self.failures = 0
+
+    @classmethod
+    def start(
+        cls, settings: Settings, *, teams: Iterable[str] = (),
+        span_exporter: SpanExporter | None = None, metric_reader: MetricReader | None = None,
+    ) -> "Telemetry":  # fmt: skip
+        """Build the sinks `settings.telemetry` asks for, with the counters of `teams` at 0.
+        The exporter arguments replace the OTLP exporters (tests use in-memory ones)."""
+        cfg = settings.telemetry
+        t = cls(cfg, Catalog.of(settings))
+        if not cfg.enabled:
+            return t
+        if cfg.prometheus:
+            t.prom = PromSink()
+            t.sinks.append(t.prom)
+        otlp = cfg.otlp.endpoint is not None
+        if metric_reader is None and otlp and cfg.otlp.metrics:
+            metric_reader = otel.metric_reader(cfg.otlp)
+        if metric_reader is not None:
+            t.otel_metrics = otel.OtelSink(cfg, metric_reader)
+            t.sinks.append(t.otel_metrics)
+        if span_exporter is None and otlp and cfg.otlp.traces:
+            span_exporter = otel.span_exporter(cfg.otlp)
+        if span_exporter is not None:
+            t.tracer_provider = otel.tracer_provider(cfg, span_exporter)
+            t.tracer = otel.tracer_of(t.tracer_provider)
+        if t.prom is not None:
+            for spec, labels in zero_series(t.catalog, teams):
+                t.prom.add(spec, 0, labels)
+        return t
+
+    def record(self, call: Call) -> None:
+        """Never raises: telemetry must not change a request's outcome."""
+        if not self.sinks and self.tracer is None:
+            return
+        try:
+            f = facts_of(call, self.catalog)
+            for sink in self.sinks:
+                emit(f, sink)
+            if self.tracer is not None:
+                emit_spans(self.tracer, call, f, self.catalog, self.cfg.capture_content)
+        except Exception:
+            self.failures += 1
+            if self.failures == 1 or self.failures % 1000 == 0:  # no log storm on the hot path
+                log.exception("telemetry failed for request %s (%d failures so far)",
+                              call.request_id, self.failures)  # fmt: skip
+
+    async def metrics_text(self, store: "Store", policies: "Policies") -> bytes:
+        """The Prometheus exposition, with budget gauges read from the store now."""
+        if self.prom is None:
+            return b""
+        extra = []
+        if self.cfg.budget_gauges:
+            from gateway.telemetry.budgets import budget_families
+
+            extra = await budget_families(store, policies)
+        return self.prom.render(extra)
+
+    def _shutdown(self) -> None:
+        timeout = self.cfg.otlp.timeout_s
+        for name, stop in (("metrics", self.otel_metrics), ("traces", self.tracer_provider)):
+            if stop is None:
+                continue
+            try:
+                if isinstance(stop, TracerProvider):
+                    stop.shutdown()
+                else:
+                    stop.shutdown(timeout)
+            except Exception:
+                log.warning("telemetry %s shutdown failed", name, exc_info=True)
+
+    async def close(self) -> None:
+        """Flush and stop the exporters, waiting at most a little over their timeout."""
+        if self.otel_metrics is None and self.tracer_provider is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._shutdown),
+                                   self.cfg.otlp.timeout_s * 2 + 1)  # fmt: skip
+        except TimeoutError:
+            log.warning("telemetry exporters did not stop in time; dropping what is queued")

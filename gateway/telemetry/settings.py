@@ -1,0 +1,43 @@
+"""The `telemetry:` section of the configuration. Import-light: `gateway.config` imports it.
+
+Everything export-related is off by default except the Prometheus endpoint, which answers only
+with the admin key (`budget.admin_key_env`) unless `metrics_open: true`."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OtlpSettings(_Strict):
+    # e.g. http://otel-collector:4318 (http/protobuf) or http://otel-collector:4317 (grpc);
+    # null: no OTLP export at all.
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    traces: bool = True
+    metrics: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)  # e.g. an auth header for a vendor
+    insecure: bool = True  # gRPC without TLS (a collector beside the gateway)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    export_interval_s: float = Field(default=15.0, ge=1)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/") if v else v
+
+
+class TelemetrySettings(_Strict):
+    enabled: bool = True  # the master switch: false records nothing but the log line
+    service_name: str = "frugal-gateway"
+    prometheus: bool = True  # serve /metrics
+    metrics_open: bool = False  # /metrics without the admin key
+    budget_gauges: bool = True  # read budget standings from the store at scrape time
+    # Prompt and completion text on spans (gen_ai.input.messages / gen_ai.output.messages).
+    capture_content: bool = False
+    otlp: OtlpSettings = OtlpSettings()

@@ -1,0 +1,136 @@
+"""One span per request (SERVER) and one per upstream attempt (CLIENT), written when the request
+is recorded, with their real start and end times. GenAI attributes follow the OpenTelemetry
+conventions; `frugal.*` attributes carry what the conventions do not name. Prompt and
+completion text only with `telemetry.capture_content: true`."""
+
+import time
+from typing import Any
+
+import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from gateway.call import Call
+from gateway.pricing import usd
+from gateway.telemetry.facts import Catalog, Facts
+
+REQUEST_PARAMS = {
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "seed": "gen_ai.request.seed",
+    "n": "gen_ai.request.choice.count",
+}
+
+
+def _request_params(body: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, key in REQUEST_PARAMS.items():
+        v = body.get(field)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out[key] = v
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        out["gen_ai.request.stop_sequences"] = [stop]
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        out["gen_ai.request.stop_sequences"] = stop
+    return out
+
+
+def finish_reasons(call: Call) -> list[str]:
+    choices = (call.response or {}).get("choices") or ()
+    return [str(c["finish_reason"]) for c in choices
+            if isinstance(c, dict) and c.get("finish_reason")]  # fmt: skip
+
+
+def _content(call: Call) -> dict[str, str]:
+    body = call.body
+    prompt = body.get("messages") if "messages" in body else body.get("prompt", body.get("input"))
+    out = {"gen_ai.input.messages": orjson.dumps(prompt).decode()}
+    if call.response is not None:
+        choices = call.response.get("choices") or []
+        out["gen_ai.output.messages"] = orjson.dumps(choices).decode()
+    return out
+
+
+def request_attributes(call: Call, f: Facts, capture: bool) -> dict[str, Any]:
+    d = call.decision
+    a: dict[str, Any] = {
+        "gen_ai.operation.name": f.operation,
+        "gen_ai.provider.name": f.provider,
+        "gen_ai.request.model": f.request_model,
+        "frugal.request_id": call.request_id,
+        "frugal.team": f.team,
+        "frugal.tier": f.tier,
+        "frugal.route": f.route,
+        "frugal.cache": call.cache,
+        "frugal.outcome": call.outcome,
+        "frugal.attempts": len(call.attempts),
+        **_request_params(call.body),
+    }
+    if call.principal.key_id:
+        a["frugal.key_id"] = call.principal.key_id
+    if call.model:
+        a["gen_ai.response.model"] = call.model
+    if d is not None:
+        a["frugal.route.reason"] = d.reason
+        if d.score is not None:
+            a["frugal.route.score"] = d.score
+    if call.usage is not None:
+        a["gen_ai.usage.input_tokens"] = call.usage.prompt_tokens
+        a["gen_ai.usage.output_tokens"] = call.usage.completion_tokens
+        a["frugal.usage.estimated"] = call.usage.estimated
+    if call.cost is not None:
+        a["gen_ai.usage.cost"] = float(call.cost)
+        a["frugal.cost_usd"] = usd(call.cost)
+    if call.baseline_cost is not None:
+        a["frugal.baseline_cost_usd"] = usd(call.baseline_cost)
+    if call.savings is not None:
+        a["frugal.savings_usd"] = usd(call.savings)
+        a["frugal.savings_source"] = f.savings_source
+    if call.budget_remaining_usd is not None:
+        a["frugal.budget.remaining_usd"] = usd(call.budget_remaining_usd)
+    if reasons := finish_reasons(call):
+        a["gen_ai.response.finish_reasons"] = reasons
+    if f.error_type:
+        a["error.type"] = f.error_type
+    if capture:
+        a.update(_content(call))
+    return a
+
+
+def emit_spans(tracer: Tracer, call: Call, f: Facts, catalog: Catalog, capture: bool) -> None:
+    end_ns = time.time_ns()
+    start_ns = end_ns - int(f.duration_s * 1e9)
+    name = f"{f.operation} {f.request_model}"
+    span = tracer.start_span(name, kind=SpanKind.SERVER, start_time=start_ns,
+                             attributes=request_attributes(call, f, capture))  # fmt: skip
+    if f.error_type:
+        span.set_status(Status(StatusCode.ERROR, f.error_type))
+    ctx = trace.set_span_in_context(span)
+    last = len(call.attempts) - 1
+    for i, att in enumerate(call.attempts):
+        offset_s = max(0.0, att.started - call.started) if att.started else 0.0
+        began = start_ns + int(offset_s * 1e9)
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": f.operation,
+            "gen_ai.provider.name": catalog.providers.get(att.model, "none"),
+            "gen_ai.request.model": att.model,
+            "frugal.attempt": att.number,
+            "frugal.attempt.outcome": att.outcome,
+        }
+        if att.outcome == "ok" and i == last:
+            attrs["gen_ai.response.model"] = att.model
+            if call.usage is not None:
+                attrs["gen_ai.usage.input_tokens"] = call.usage.prompt_tokens
+                attrs["gen_ai.usage.output_tokens"] = call.usage.completion_tokens
+        s = tracer.start_span(f"{f.operation} {att.model}", context=ctx, kind=SpanKind.CLIENT,
+                              start_time=began, attributes=attrs)  # fmt: skip
+        if att.outcome != "ok":
+            s.set_attribute("error.type", att.outcome)
+            s.set_status(Status(StatusCode.ERROR, att.outcome))
+        s.end(end_time=began + int(att.ms * 1e6))
+    span.end(end_time=end_ns)
