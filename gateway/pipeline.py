@@ -41,10 +41,14 @@ async def generate(
     budget = rt.budget.enforcer
     admission = await budget.admit(call, lambda: prompt_tokens(call))  # rate limits, budgets
     call.decision = await _route(rt, call, req, admission.view)
+    # Skip cooling models now, so the cache key and the budget hold name the model called.
+    call.decision.candidates = rt.resilient.order(call.decision.candidates)
     authorize(call, admission, rt.settings.models)  # allowed models; $0-only; max_tokens cap
     lookup = await rt.cache.lookup(call)  # exact, then semantic; identical misses coalesce
     if lookup.entry is not None:
-        return _cached(rt, call, req, lookup)
+        reply = _cached(rt, call, req, lookup)
+        rt.budget.enforcer.later(rt.budget.enforcer.record_free(call, admission))
+        return reply
     try:
         return await _generate(rt, call, req, admission, lookup)
     finally:

@@ -54,7 +54,8 @@ class Resilient:
         self._cfg = cfg
         self.cooldowns = cooldowns
 
-    def _order(self, candidates: list[str]) -> list[str]:
+    def order(self, candidates: list[str]) -> list[str]:
+        """Candidates not cooling down, in order (all of them if every one is cooling)."""
         ready = [m for m in candidates if not self.cooldowns.cooling(m)]
         # When every candidate is cooling down, try them anyway rather than fail outright.
         return ready or list(candidates)
@@ -72,7 +73,7 @@ class Resilient:
     ) -> tuple[str, T]:
         """Try each candidate (with retries) until one answers; raise the last error."""
         last: UpstreamError | None = None
-        for model in self._order(candidates):
+        for model in self.order(candidates):
             for n in range(self._cfg.retries + 1):
                 t0 = time.perf_counter()
                 try:

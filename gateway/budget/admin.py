@@ -1,37 +1,23 @@
 """The admin API under /admin/ (its own key, read from `budget.admin_key_env`): spend data,
 budget standings, store health, policy reload. Keys never appear, only key ids."""
 
-import hmac
-import os
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from gateway.admin_auth import json_response, require_admin
 from gateway.budget import spend
 from gateway.budget.lines import budget_lines
 from gateway.budget.money import from_nano
-from gateway.errors import AuthenticationFailed, NotFound, PermissionDenied
+from gateway.errors import NotFound
 
 router = APIRouter(prefix="/admin")
 
 
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
-def _check(request: Request) -> Any:
-    rt = request.app.state.rt
-    env = rt.settings.budget.admin_key_env
-    expected = os.environ.get(env)
-    if not expected:
-        raise PermissionDenied(f"The admin API is disabled: set {env} on the gateway.")
-    scheme, _, key = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip(), expected):
-        raise AuthenticationFailed("Invalid admin key.")
-    return rt
 
 
 @router.get("/spend")
@@ -40,7 +26,7 @@ async def get_spend(
     period: Literal["day", "week", "month", "lifetime"] = "month",
     format: Literal["json", "csv"] = "json",
 ) -> Response:  # fmt: skip
-    rt = _check(request)
+    rt = require_admin(request)
     budget = rt.budget.enforcer
     pol = budget.policies.team(team)
     tz = pol.tz if pol else budget.default_tz
@@ -48,13 +34,13 @@ async def get_spend(
     data = [r.as_json() for r in rows]
     if format == "csv":
         return Response(spend.to_csv(data), media_type="text/csv")
-    return _json({"team": team, "period": period, "timezone": tz.key, "rows": data,
+    return json_response({"team": team, "period": period, "timezone": tz.key, "rows": data,
                   "totals": spend.totals(rows)})  # fmt: skip
 
 
 @router.get("/budgets")
 async def get_budgets(request: Request, team: str, key_id: str | None = None) -> Response:
-    rt = _check(request)
+    rt = require_admin(request)
     pol = rt.budget.enforcer.policies.team(team)
     if pol is None:
         raise NotFound(f"No policy for team {team!r}.")
@@ -66,14 +52,14 @@ async def get_budgets(request: Request, team: str, key_id: str | None = None) ->
                     "limit_usd": str(ln.limit), "spent_usd": str(spent),
                     "reserved_usd": str(held), "remaining_usd": str(ln.limit - spent - held),
                     "resets_at": ln.window.end.isoformat() if ln.window.end else None})  # fmt: skip
-    return _json({"team": team, "timezone": pol.tz.key, "budgets": out})
+    return json_response({"team": team, "timezone": pol.tz.key, "budgets": out})
 
 
 @router.get("/budget/status")
 async def status(request: Request) -> Response:
-    rt = _check(request)
+    rt = require_admin(request)
     b, w = rt.budget.enforcer, rt.budget.watcher
-    return _json({
+    return json_response({
         "store": rt.store.kind, "on_store_error": rt.settings.budget.on_store_error,
         "degraded": b.guard.degraded, "store_failures": b.guard.failures,
         "reconciled": b.guard.reconciled, "teams": sorted(b.policies.teams),
@@ -84,6 +70,6 @@ async def status(request: Request) -> Response:
 
 @router.post("/policies/reload")
 async def reload(request: Request) -> Response:
-    rt = _check(request)
+    rt = require_admin(request)
     ok = rt.budget.watcher.reload()
-    return _json({"reloaded": ok, "teams": sorted(rt.budget.enforcer.policies.teams)})
+    return json_response({"reloaded": ok, "teams": sorted(rt.budget.enforcer.policies.teams)})

@@ -176,6 +176,18 @@ class Budget:
             res.remaining += from_nano(res.amount - cost)
             call.budget_remaining_usd = res.remaining.quantize(Decimal("0.00000001"))
 
+    async def record_free(self, call: Call, adm: Admission) -> None:
+        """A cache hit: nothing was held and nothing is charged, but the ledger counts the
+        request and what it saved (no billed tokens, so nothing against TPM either)."""
+        team = adm.team
+        tz = team.tz if team else self.default_tz
+        res = Reservation(uuid.uuid4().hex, call.principal.team, tz, adm.lines, adm.rates, 0,
+                          adm.local, None, done=True)  # fmt: skip
+        saved = to_nano(call.savings) if call.savings is not None else 0
+        tier = call.decision.tier.value if call.decision else "-"
+        prefix = f"{call.principal.key_id or '-'}|{call.model or '-'}|{tier}"
+        await self._finish(res, 0, [prefix, 0, 0, 0, saved, 0])
+
     async def release(self, res: Reservation) -> None:
         """The call failed: give the hold back; nothing is charged."""
         if res.done:

@@ -37,7 +37,8 @@ teams:
   embed:
     limits: {rpm: 1}
 """
-TEAMS = ["soft", "hard", "cheaper", "free", "limited", "stream", "denied", "embed", "alerting"]
+TEAMS = ["soft", "hard", "cheaper", "free", "limited", "stream", "denied", "embed", "alerting",
+         "cached"]  # fmt: skip
 MSG = [{"role": "user", "content": "Say hello"}]
 
 
@@ -238,3 +239,18 @@ def test_the_soft_threshold_webhook_is_called_once_per_period(
         assert time.monotonic() < deadline, "no alert sent"
         time.sleep(0.05)
     assert admin(gw, "/admin/budget/status").json()["alerts_sent"] == 1
+
+
+def test_a_cache_hit_is_free_and_its_savings_are_in_the_ledger(
+    gw: Any, upstream: FakeOpenAI
+) -> None:
+    first = chat(gw, "cached", "small-a", temperature=0)
+    hit = chat(gw, "cached", "small-a", temperature=0)
+    assert first.headers["x-frugal-cache"] == "miss" and hit.headers["x-frugal-cache"] == "hit"
+    assert len(upstream.requests) == 1
+    rows = wait_spend(gw, "cached", 2)["rows"]
+    assert sum(r["requests"] for r in rows) == 2
+    assert sum(Decimal(r["cost_usd"]) for r in rows) == Decimal(first.headers["x-frugal-cost-usd"])
+    # A pinned miss saves nothing; the hit saves what the miss cost.
+    saved = sum(Decimal(r["savings_usd"]) for r in rows)
+    assert saved == Decimal(first.headers["x-frugal-cost-usd"]) > 0
