@@ -67,8 +67,9 @@ class PolicyWatcher:
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                # interval 0: no polling, only SIGHUP (and the admin endpoint) reload
+                await asyncio.wait_for(self._wake.wait(), self.interval_s or None)
             woke = self._wake.is_set()
             self._wake.clear()
-            if woke or signature(self.folder) != self._sig:
+            if woke or (self.interval_s and signature(self.folder) != self._sig):
                 self.reload()

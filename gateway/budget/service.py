@@ -52,9 +52,8 @@ def start_budget(
     watcher = PolicyWatcher(settings.policies_dir, cfg.timezone, apply, cfg.reload_interval_s)
     rt = BudgetRuntime(budget, watcher)
     loop = asyncio.get_running_loop()
-    if cfg.reload_interval_s > 0:
-        watcher.install_sighup()
-        rt.tasks.append(loop.create_task(watcher.run()))
+    watcher.install_sighup()  # SIGHUP reloads even when file polling is off
+    rt.tasks.append(loop.create_task(watcher.run()))
     if store.kind != "memory":
         rt.tasks.append(loop.create_task(guard.loop(cfg.reconcile_interval_s)))
     return rt
