@@ -106,6 +106,10 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("internal error request_id=%s", current_request_id())
+        call = getattr(request.state, "call", None)
+        if isinstance(call, Call):
+            call.outcome = "internal_error"
+            record(call)
         msg = f"Internal error (request id {current_request_id()})."
         body = {"error": {"message": msg, "type": "api_error", "param": None,
                           "code": "internal_error"}}  # fmt: skip

@@ -81,9 +81,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+def wait_healthy(
+    url: str, proc: subprocess.Popen[bytes], timeout_s: float, stop: threading.Event | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise LocalModelError("stopping")
         if proc.poll() is not None:
             raise LocalModelError(f"llama-server exited with code {proc.returncode}")
         try:
@@ -103,6 +107,7 @@ class LocalServers:
         self._specs = {n: m for n, m in models.items() if m.local is not None}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._log_dir = log_dir
 
@@ -116,18 +121,23 @@ class LocalServers:
     def _spawn(self, binary: Path, name: str, m: ModelConfig, timeout_s: float) -> None:
         assert m.local is not None
         cmd = command(binary, m.model, m.local)
-        if self._log_dir is not None:
-            self._log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self._log_dir / f"{name}.log", "ab") as out:
-                proc = subprocess.Popen(cmd, stdout=out, stderr=out, preexec_fn=_die_with_parent)
-        else:
-            proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )  # fmt: skip
-        self._procs[name] = proc
+        with self._lock:  # a process is either registered before stop() looks, or not started
+            if self._stop.is_set():
+                return
+            if self._log_dir is not None:
+                self._log_dir.mkdir(parents=True, exist_ok=True)
+                with open(self._log_dir / f"{name}.log", "ab") as out:
+                    proc = subprocess.Popen(
+                        cmd, stdout=out, stderr=out, preexec_fn=_die_with_parent
+                    )
+            else:
+                proc = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent,
+                )  # fmt: skip
+            self._procs[name] = proc
         url = f"http://{m.local.host}:{m.local.port}"
-        wait_healthy(url, proc, timeout_s)
+        wait_healthy(url, proc, timeout_s, self._stop)
         log.info("local model %s serving at %s/v1 (pid %d)", name, url, proc.pid)
 
     def _watch(self, binary: Path) -> None:
@@ -140,14 +150,17 @@ class LocalServers:
                     try:
                         self._spawn(binary, name, self._specs[name], 120.0)
                     except LocalModelError as e:
-                        log.error("local model %s failed to restart: %s", name, e)
+                        if not self._stop.is_set():
+                            log.error("local model %s failed to restart: %s", name, e)
 
     def stop(self) -> None:
         self._stop.set()
-        for proc in self._procs.values():
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
-        for proc in self._procs.values():
+        for proc in procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -44,6 +44,7 @@ class PromSink:
         if self.multiprocess:
             MultiProcessCollector(self.registry, path=self.multiprocess)  # type: ignore[no-untyped-call]
         self._metrics: dict[str, Any] = {}
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}  # labels() is slow
         for spec in ALL:
             if spec.kind == "counter":
                 metric: Any = Counter(spec.prom, spec.help, spec.labels, registry=owner)
@@ -52,11 +53,18 @@ class PromSink:
                                    buckets=spec.buckets)  # fmt: skip
             self._metrics[spec.prom] = metric
 
+    def _child(self, spec: Spec, labels: Sequence[str]) -> Any:
+        key = (spec.prom, tuple(labels))
+        child = self._children.get(key)
+        if child is None:  # label values come from bounded sets: this stays small
+            child = self._children[key] = self._metrics[spec.prom].labels(*labels)
+        return child
+
     def add(self, spec: Spec, value: float, labels: Sequence[str]) -> None:
-        self._metrics[spec.prom].labels(*labels).inc(value)
+        self._child(spec, labels).inc(value)
 
     def observe(self, spec: Spec, value: float, labels: Sequence[str]) -> None:
-        self._metrics[spec.prom].labels(*labels).observe(value)
+        self._child(spec, labels).observe(value)
 
     def render(self, extra: Iterable[Metric] = ()) -> bytes:
         """The text exposition: every worker's values, plus families gathered at scrape time."""

@@ -16,8 +16,6 @@ from typing import Any
 
 from gateway.config import ConfigError, load_settings
 
-CENT = Decimal("0.01")
-
 
 @dataclass
 class Totals:
@@ -57,7 +55,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> Summary:
 
 
 def _usd(d: Decimal) -> str:
-    return f"${d.quantize(CENT):,}" if abs(d) >= CENT or d == 0 else f"${d.normalize():f}"
+    return f"${d:,.4f}"
 
 
 def render(team: str, period: str, tz: str, s: Summary) -> str:

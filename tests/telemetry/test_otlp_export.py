@@ -1,0 +1,214 @@
+"""OTLP export for real: a gateway configured with an OTLP endpoint sends its spans and metrics
+over HTTP (protobuf) and over gRPC to a collector stand-in on loopback; and a collector that is
+down, or an exporter that raises, changes nothing for the requests."""
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as mpb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as mgrpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as tpb
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tgrpc
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from gateway.config import Settings
+from gateway.telemetry import instruments
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.servers import GatewayServer, free_port
+from tests.telemetry.support import UPSTREAM_KEY_ENV, chat, config, write_policies
+
+
+class Received:
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, dict[str, Any]]] = []
+        self.metrics: set[str] = set()
+        self.lock = threading.Lock()
+
+    def traces(self, req: tpb.ExportTraceServiceRequest) -> None:
+        with self.lock:
+            for rs in req.resource_spans:
+                for ss in rs.scope_spans:
+                    for s in ss.spans:
+                        attrs = {kv.key: _value(kv.value) for kv in s.attributes}
+                        self.spans.append((s.name, attrs))
+
+    def metric_names(self, req: mpb.ExportMetricsServiceRequest) -> None:
+        with self.lock:
+            for rm in req.resource_metrics:
+                for sm in rm.scope_metrics:
+                    self.metrics.update(m.name for m in sm.metrics)
+
+    def wait(self, span: str, metric: str, timeout_s: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = [a for n, a in self.spans if n == span]
+                if found and metric in self.metrics:
+                    return found[0]
+            time.sleep(0.1)
+        raise AssertionError(f"not received: span {span!r} / metric {metric!r}: "
+                             f"{[n for n, _ in self.spans]} {sorted(self.metrics)}")  # fmt: skip
+
+
+def _value(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(x) for x in v.array_value.values]
+    return getattr(v, kind)
+
+
+@pytest.fixture
+def http_collector() -> Iterator[tuple[str, Received]]:
+    got = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            if self.path == "/v1/traces":
+                got.traces(tpb.ExportTraceServiceRequest.FromString(body))
+                reply = tpb.ExportTraceServiceResponse().SerializeToString()
+            else:
+                got.metric_names(mpb.ExportMetricsServiceRequest.FromString(body))
+                reply = mpb.ExportMetricsServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", got
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def grpc_collector() -> Iterator[tuple[str, Received]]:
+    got = Received()
+
+    class Traces(tgrpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            got.traces(request)
+            return tpb.ExportTraceServiceResponse()
+
+    class Metrics(mgrpc.MetricsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            got.metric_names(request)
+            return mpb.ExportMetricsServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    tgrpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
+    mgrpc.add_MetricsServiceServicer_to_server(Metrics(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"http://127.0.0.1:{port}", got
+    server.stop(grace=None).wait(5)
+
+
+def _gateway(fake: FakeOpenAI, policies: Path, otlp: dict[str, Any]) -> GatewayServer:
+    cfg = config(fake.url, policies_dir=policies, cache={"enabled": False},
+                 telemetry={"otlp": {"export_interval_s": 1, "timeout_s": 2, **otlp}})  # fmt: skip
+    return GatewayServer(Settings(**cfg))
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_spans_and_metrics_reach_a_collector(
+    protocol: str, request: pytest.FixtureRequest, fake_openai: FakeOpenAI, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    endpoint, got = request.getfixturevalue(
+        "http_collector" if protocol == "http/protobuf" else "grpc_collector"
+    )
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, fake_openai.api_key or "")
+    keys = write_policies(tmp_path)
+    with _gateway(fake_openai, tmp_path, {"endpoint": endpoint, "protocol": protocol}) as gw:
+        r = chat(gw.url, keys["research"], "auto")
+        assert r.status_code == 200
+        attrs = got.wait("chat auto", "gen_ai.client.token.usage")
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.response.model"] == "small-a"
+    assert attrs["gen_ai.usage.input_tokens"] == 5
+    assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
+    assert attrs["frugal.team"] == "research"
+    assert attrs["frugal.cost_usd"] == r.headers["x-frugal-cost-usd"] == "0.00250000"
+    assert {n for n, _ in got.spans} >= {"chat auto", "chat small-a"}
+    assert {s.otel for s in instruments.ALL[:2]} <= got.metrics
+
+
+def test_a_collector_that_is_down_changes_nothing(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, fake_openai.api_key or "")
+    keys = write_policies(tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    for protocol in ("http/protobuf", "grpc"):
+        with _gateway(fake_openai, tmp_path, {"endpoint": dead, "protocol": protocol}) as gw:
+            t0 = time.perf_counter()
+            for _ in range(5):
+                r = chat(gw.url, keys["research"], "auto", stream=True)
+                assert r.status_code == 200 and "[DONE]" in r.text
+            assert time.perf_counter() - t0 < 5  # no request waits for the exporter
+
+
+class Exploding(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        raise RuntimeError("exporter bug")
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_an_exporter_or_sink_that_raises_changes_nothing(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.telemetry import service
+    from gateway.telemetry.service import Telemetry
+
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, fake_openai.api_key or "")
+    keys = write_policies(tmp_path)
+    start = Telemetry.start
+
+    def exploding_start(settings: Settings, **kw: Any) -> Telemetry:
+        return start(settings, **kw, span_exporter=Exploding())
+
+    def broken_emit(*args: Any) -> None:
+        raise ValueError("a bug in a sink")
+
+    monkeypatch.setattr(Telemetry, "start", exploding_start)
+    monkeypatch.setattr(service, "emit", broken_emit)
+    with _gateway(fake_openai, tmp_path, {}) as gw:
+        for model in ("auto", "always-large"):
+            r = chat(gw.url, keys["research"], model)
+            assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+        assert chat(gw.url, keys["broke"], "auto").status_code == 429
+
+
+def test_spans_are_cheap_on_the_hot_path() -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gateway.telemetry.service import Telemetry
+    from tests.telemetry.test_spans import a_call
+
+    settings = Settings(**config("http://127.0.0.1:9/v1"))
+    t = Telemetry.start(settings, span_exporter=InMemorySpanExporter(), teams=["research"])
+    calls = [a_call() for _ in range(2000)]
+    t0 = time.perf_counter()
+    for c in calls:
+        t.record(c)
+    per_request_ms = (time.perf_counter() - t0) / len(calls) * 1000
+    assert t.failures == 0
+    assert per_request_ms < 1.0, per_request_ms  # metrics + 3 spans, well under a millisecond
+    assert t.tracer_provider is not None
+    t.tracer_provider.shutdown()

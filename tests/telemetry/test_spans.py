@@ -1,0 +1,134 @@
+"""Spans and OpenTelemetry metrics for one recorded request, through in-memory exporters: names,
+kinds, parentage, GenAI and frugal.* attributes, opt-in content, bucket boundaries."""
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from gateway.call import Call
+from gateway.config import Settings, Tier
+from gateway.keys import Principal
+from gateway.providers.base import Endpoint
+from gateway.resilience import Attempt
+from gateway.routing import Decision
+from gateway.telemetry.instruments import SECONDS_BUCKETS, TOKEN_BUCKETS
+from gateway.telemetry.service import Telemetry
+from gateway.usage import Usage
+from tests.telemetry.support import config
+
+PROMPT = "What is the capital of France? Think step by step."
+
+
+def a_call() -> Call:
+    body = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}],
+            "temperature": 0.2, "max_tokens": 64, "top_p": 0.9, "stop": ["\n\n"]}  # fmt: skip
+    call = Call("req-123", Principal("research", "0123456789ab"), Endpoint.chat, body)
+    call.started = time.perf_counter() - 0.5
+    call.decision = Decision("auto", Tier.small, ["dead", "small-a"], 0.31,
+                             "score 0.310 < threshold 0.5")  # fmt: skip
+    t = call.started
+    call.attempts = [Attempt("dead", 1, "UpstreamError", 20.0, t + 0.01),
+                     Attempt("small-a", 1, "ok", 300.0, t + 0.05)]  # fmt: skip
+    call.model = "small-a"
+    call.usage = Usage(12, 7)
+    call.cost, call.baseline_cost = Decimal("0.0025"), Decimal("0.09")
+    call.cache = "miss"
+    call.budget_remaining_usd = Decimal("99.5")
+    call.response = {"choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": "Paris."}}]}
+    return call
+
+
+def record(capture: bool = False) -> tuple[Telemetry, list[ReadableSpan], InMemoryMetricReader]:
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    settings = Settings(**config("http://127.0.0.1:9/v1",
+                                 telemetry={"capture_content": capture}))  # fmt: skip
+    t = Telemetry.start(settings, span_exporter=spans, metric_reader=reader)
+    t.record(a_call())
+    assert t.tracer_provider is not None
+    t.tracer_provider.force_flush()
+    return t, list(spans.get_finished_spans()), reader
+
+
+def test_one_request_span_and_one_span_per_attempt() -> None:
+    t, spans, _ = record()
+    by_name = {s.name: s for s in spans}
+    assert set(by_name) == {"chat auto", "chat dead", "chat small-a"}
+    req, dead, ok = by_name["chat auto"], by_name["chat dead"], by_name["chat small-a"]
+    assert req.kind is SpanKind.SERVER and dead.kind is ok.kind is SpanKind.CLIENT
+    assert req.context is not None and dead.parent is not None and ok.parent is not None
+    assert dead.parent.span_id == ok.parent.span_id == req.context.span_id
+    assert req.start_time is not None and req.end_time is not None
+    assert 0.45 < (req.end_time - req.start_time) / 1e9 < 2
+    assert ok.start_time is not None and ok.end_time is not None
+    assert (ok.end_time - ok.start_time) / 1e6 == 300.0
+    assert dead.status.status_code is StatusCode.ERROR
+    assert dead.attributes is not None and dead.attributes["error.type"] == "UpstreamError"
+    assert ok.attributes is not None and ok.attributes["gen_ai.usage.output_tokens"] == 7
+    assert ok.attributes["gen_ai.provider.name"] == "openai"
+    assert req.resource.attributes["service.name"] == "frugal-gateway"
+    t.tracer_provider.shutdown()  # type: ignore[union-attr]
+
+
+def test_request_span_attributes() -> None:
+    _, spans, _ = record()
+    a: Any = next(s for s in spans if s.name == "chat auto").attributes
+    expected = {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "auto", "gen_ai.response.model": "small-a",
+        "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 7,
+        "gen_ai.request.max_tokens": 64, "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.top_p": 0.9, "gen_ai.request.stop_sequences": ("\n\n",),
+        "gen_ai.response.finish_reasons": ("stop",), "gen_ai.usage.cost": 0.0025,
+        "frugal.team": "research", "frugal.key_id": "0123456789ab", "frugal.tier": "small",
+        "frugal.route": "auto", "frugal.route.score": 0.31,
+        "frugal.route.reason": "score 0.310 < threshold 0.5", "frugal.cache": "miss",
+        "frugal.cost_usd": "0.0025", "frugal.baseline_cost_usd": "0.09",
+        "frugal.savings_usd": "0.0875", "frugal.savings_source": "routing",
+        "frugal.budget.remaining_usd": "99.5", "frugal.request_id": "req-123",
+    }  # fmt: skip
+    assert {k: a.get(k) for k in expected} == expected
+    assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a
+    assert not any(PROMPT in str(v) or "Paris" in str(v) for v in a.values())
+
+
+def test_content_only_when_opted_in() -> None:
+    _, spans, _ = record(capture=True)
+    a: Any = next(s for s in spans if s.name == "chat auto").attributes
+    assert PROMPT in a["gen_ai.input.messages"]
+    assert "Paris." in a["gen_ai.output.messages"]
+
+
+def test_otel_metrics_use_the_spec_names_and_buckets() -> None:
+    _, _, reader = record()
+    data = reader.get_metrics_data()
+    assert data is not None
+    metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics}  # fmt: skip
+    usage = metrics["gen_ai.client.token.usage"]
+    assert usage.unit == "{token}"
+    points = [p for p in usage.data.data_points if isinstance(p, HistogramDataPoint)]
+    by_type = {p.attributes["gen_ai.token.type"]: p for p in points if p.attributes}
+    assert by_type["input"].sum == 12 and by_type["output"].sum == 7
+    assert tuple(by_type["input"].explicit_bounds) == TOKEN_BUCKETS
+    assert by_type["input"].attributes == {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "auto", "gen_ai.response.model": "small-a",
+        "gen_ai.token.type": "input", "team": "research", "tier": "small",
+    }  # fmt: skip
+    duration = metrics["gen_ai.client.operation.duration"]
+    assert duration.unit == "s"
+    (dp,) = duration.data.data_points
+    assert isinstance(dp, HistogramDataPoint)
+    assert tuple(dp.explicit_bounds) == SECONDS_BUCKETS
+    cost = [(p.attributes, getattr(p, "value", None))
+            for p in metrics["frugal.cost.usd"].data.data_points]  # fmt: skip
+    assert cost == [({"team": "research", "model": "small-a", "tier": "small"}, 0.0025)]
+    errors = [(p.attributes, getattr(p, "value", None))
+              for p in metrics["frugal.upstream.errors"].data.data_points]  # fmt: skip
+    assert errors == [({"model": "dead", "error.type": "UpstreamError"}, 1)]
