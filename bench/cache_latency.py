@@ -37,7 +37,8 @@ from gateway.usage import Usage  # noqa: E402
 ANSWER = {
     "id": "x", "object": "chat.completion", "created": 0, "model": "m",
     "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                 "message": {"role": "assistant", "content": "Use reversed() or list[::-1]. " * 8}}],
+                 "message": {"role": "assistant",
+                             "content": "Use reversed() or list[::-1]. " * 8}}],
 }  # fmt: skip
 
 
@@ -50,8 +51,8 @@ def settings(semantic: bool) -> Settings:
 
 
 def call(text: str) -> Call:
-    body = {"model": "m", "temperature": 0, "messages": [
-        {"role": "system", "content": "You are terse."}, {"role": "user", "content": text}]}  # fmt: skip
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": text}]
+    body = {"model": "m", "temperature": 0, "messages": messages}
     c = Call("bench", Principal("bench", None), Endpoint.chat, body)
     c.decision = Decision(None, Tier.small, ["m"])
     return c

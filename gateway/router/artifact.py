@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.router.calibration import Calibration
-from gateway.router.model import DenseModel
+from gateway.router.mixture import Mixture
 from gateway.router.resources import ARTIFACTS_DIR
 
 DEFAULT_NAME = "minilm-v1"
@@ -20,7 +20,7 @@ FORMAT = 1
 @dataclass(frozen=True, slots=True)
 class Artifact:
     name: str
-    model: DenseModel
+    model: Mixture
     meta: dict[str, Any]
 
     @property
@@ -56,4 +56,4 @@ def load(name: str = DEFAULT_NAME, directory: Path = ARTIFACTS_DIR) -> Artifact:
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_path}: unsupported artifact format {meta.get('format')!r}")
-    return Artifact(name=name, model=DenseModel.load(npz), meta=meta)
+    return Artifact(name=name, model=Mixture.load(npz), meta=meta)

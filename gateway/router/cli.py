@@ -31,6 +31,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
         help="user log JSONL (see gateway/router/README.md); repeatable",
     )
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--max-tokens", type=int, default=None, help="embedder truncation (tokens)")
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings")  # fmt: skip
 
 
@@ -42,7 +43,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     train.add_argument("--name", default=DEFAULT_NAME)
     train.add_argument("--out", type=Path, default=None, help="artifact folder")
     train.add_argument("--compare", action="store_true", help="also compare model families")
-    train.set_defaults(router_handler=train_cmd)
+    train.set_defaults(fn=run, router_handler=train_cmd)
     ev = sub.add_parser("eval", help="cross-validated APGR/CPT figures with bootstrap CIs")
     _data_args(ev)
     ev.add_argument("--json", action="store_true", help="print JSON")
@@ -52,12 +53,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="print the figures recorded in the artifact instead of recomputing",
     )
     ev.add_argument("--name", default=DEFAULT_NAME)
-    ev.set_defaults(router_handler=eval_cmd)
+    ev.set_defaults(fn=run, router_handler=eval_cmd)
     score = sub.add_parser("score", help="score prompts: JSONL in, JSONL {id, score} out")
     score.add_argument("--input", type=Path, required=True)
     score.add_argument("--output", type=Path, required=True)
     score.add_argument("--router", default="default")
-    score.set_defaults(router_handler=score_cmd)
+    score.set_defaults(fn=run, router_handler=score_cmd)
     cal = sub.add_parser("calibrate", help="print the threshold for a goal")
     goal = cal.add_mutually_exclusive_group(required=True)
     goal.add_argument("--target-large-share", type=float)
@@ -70,19 +71,23 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     cal.add_argument("--router", default="default")
     cal.add_argument("--json", action="store_true")
-    cal.set_defaults(router_handler=calibrate_cmd)
+    cal.set_defaults(fn=run, router_handler=calibrate_cmd)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="frugal")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand (also what `frugal` calls through `fn`); errors exit 2."""
     try:
         result: int = args.router_handler(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="frugal")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
 
 
 def dump(obj: object) -> str:

@@ -19,8 +19,11 @@ def _options(args: argparse.Namespace) -> Any:
     from gateway.router.trainer import Options
 
     sets = [s for s in args.sets.split(",") if s]
-    return Options(data_dir=args.data, sets=sets, logs=args.logs, n_boot=args.boot,
+    opts = Options(data_dir=args.data, sets=sets, logs=args.logs, n_boot=args.boot,
                    use_cache=not args.no_cache)  # fmt: skip
+    if args.max_tokens:
+        opts.max_tokens = args.max_tokens
+    return opts
 
 
 def train_cmd(args: argparse.Namespace) -> int:

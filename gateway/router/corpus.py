@@ -28,6 +28,10 @@ class Corpus:
         return np.array([e.gain for e in self.examples], dtype=np.float64)
 
     @property
+    def set_of_row(self) -> npt.NDArray[np.str_]:
+        return np.array([e.dataset for e in self.examples])
+
+    @property
     def sets(self) -> list[str]:
         return list(dict.fromkeys(e.dataset for e in self.examples))
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.router.examples import Example
-from gateway.router.model import DenseModel
+from gateway.router.mixture import Mixture
 from gateway.router.training import Spec, fit
 
 K_FOLDS = 5
@@ -64,12 +64,14 @@ def out_of_fold(
     gain: npt.NDArray[np.float64],
     folds: I64,
     weight: npt.NDArray[np.float64] | None = None,
+    sets: npt.NDArray[np.str_] | None = None,
 ) -> npt.NDArray[np.float64]:
     """Scores where each row comes from the model trained without its fold."""
     scores = np.zeros(len(x), dtype=np.float64)
     for fold in np.unique(folds):
         test = folds == fold
         w = None if weight is None else weight[~test]
-        model: DenseModel = fit(spec, x[~test], gain[~test], w)
+        s = None if sets is None else sets[~test]
+        model: Mixture = fit(spec, x[~test], gain[~test], w, s)
         scores[test] = model.predict(x[test])
     return scores

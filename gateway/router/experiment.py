@@ -40,7 +40,7 @@ def compare(corpus: Corpus, specs: Sequence[Spec], power: float) -> dict[str, di
     weight, everything = corpus.weights(power), np.ones(len(corpus.examples), dtype=bool)
     table: dict[str, dict[str, float]] = {}
     for spec in specs:
-        scores = out_of_fold(spec, corpus.x, corpus.gain, corpus.folds, weight)
+        scores = out_of_fold(spec, corpus.x, corpus.gain, corpus.folds, weight, corpus.set_of_row)
         row = per_set_apgr(corpus, scores, everything)
         row["mean"] = float(np.mean(list(row.values())))
         table[label(spec)] = row
@@ -49,13 +49,13 @@ def compare(corpus: Corpus, specs: Sequence[Spec], power: float) -> dict[str, di
 
 def _inner_choice(corpus: Corpus, specs: Sequence[Spec], outer: int, power: float) -> int:
     train = corpus.folds != outer
-    weight, gain = corpus.weights(power), corpus.gain
+    weight, gain, sets = corpus.weights(power), corpus.gain, corpus.set_of_row
     best, best_value = 0, -np.inf
     for i, spec in enumerate(specs):
         scores = np.zeros(len(gain))
         for inner in np.unique(corpus.folds[train]):
             fit_rows, val = train & (corpus.folds != inner), corpus.folds == inner
-            model = fit(spec, corpus.x[fit_rows], gain[fit_rows], weight[fit_rows])
+            model = fit(spec, corpus.x[fit_rows], gain[fit_rows], weight[fit_rows], sets[fit_rows])
             scores[val] = model.predict(corpus.x[val])
         value = float(np.mean(list(per_set_apgr(corpus, scores, train).values())))
         if value > best_value:
@@ -68,11 +68,12 @@ def nested_scores(
 ) -> tuple[F64, list[dict[str, Any]]]:
     """Out-of-fold scores with per-fold inner selection among `specs`, and what was chosen."""
     scores, gain, weight = np.zeros(len(corpus.examples)), corpus.gain, corpus.weights(power)
+    sets = corpus.set_of_row
     chosen: list[dict[str, Any]] = []
     for outer in np.unique(corpus.folds):
         pick = 0 if len(specs) == 1 else _inner_choice(corpus, specs, int(outer), power)
         train, test = corpus.folds != outer, corpus.folds == outer
-        model = fit(specs[pick], corpus.x[train], gain[train], weight[train])
+        model = fit(specs[pick], corpus.x[train], gain[train], weight[train], sets[train])
         scores[test] = model.predict(corpus.x[test])
         chosen.append({"fold": int(outer), "spec": label(specs[pick])})
     return scores, chosen

@@ -41,6 +41,7 @@ def embed_cached(
     texts: Sequence[str], embedder: MiniLMEmbedder, use_cache: bool = True
 ) -> npt.NDArray[np.float32]:
     key = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:24]
+    key = f"{embedder.max_tokens}-{key}"
     path = cache_dir() / f"minilm-{key}.npy"
     if use_cache and path.is_file():
         cached = np.load(path)

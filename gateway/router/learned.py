@@ -4,9 +4,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gateway.router.artifact import Artifact
 from gateway.router.conversation import parse
-from gateway.router.embedder import MiniLMEmbedder
+from gateway.router.embedder import MAX_TOKENS, MiniLMEmbedder, threads_from_env
 from gateway.router.featurize import embedding_text, row
 
 
@@ -23,7 +25,10 @@ class LearnedScorer:
     ) -> None:
         self.name = artifact.name
         self.artifact = artifact
-        self._embedder = embedder or MiniLMEmbedder(tokenizer=tokenizer)
+        max_tokens = int(artifact.meta.get("embedder", {}).get("max_tokens", MAX_TOKENS))
+        self._embedder = embedder or MiniLMEmbedder(
+            tokenizer=tokenizer, threads=threads_from_env(), max_tokens=max_tokens
+        )
 
     def score(self, messages: Sequence[Mapping[str, Any]], tools: bool = False) -> float:
         conv = parse(messages, tools)
@@ -39,6 +44,4 @@ class LearnedScorer:
         rows = [row(c, v) for c, v in zip(convs, vectors, strict=True)]
         if not rows:
             return []
-        import numpy as np
-
         return [float(s) for s in self.artifact.model.predict(np.stack(rows))]

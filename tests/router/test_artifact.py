@@ -1,10 +1,14 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import ROUTING_DATA
 
 from gateway.router import artifact, loading, public_data
 from gateway.router.calibration import calibrate
+from gateway.router.mixture import Mixture
 from gateway.router.model import DenseModel
+
+ROUTING_DATA = Path(__file__).resolve().parents[3] / "shared" / "routing-data"
 
 
 def test_committed_artifact_loads_and_is_small() -> None:
@@ -48,7 +52,29 @@ def test_model_roundtrip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model = DenseModel(rng.random(4).astype(f32), np.ones(4, f32),
                        (rng.random((4, 3)).astype(f32), rng.random((3, 1)).astype(f32)),
                        (np.zeros(3, f32), np.zeros(1, f32)))  # fmt: skip
-    model.save(tmp_path / "m.npz")
-    again = DenseModel.load(tmp_path / "m.npz")
+    mixture = Mixture.single(model)
+    mixture.save(tmp_path / "m.npz")
+    again = Mixture.load(tmp_path / "m.npz")
     x = rng.random((5, 4)).astype(f32)
-    assert np.allclose(model.predict(x), again.predict(x))
+    assert np.allclose(model.predict(x), again.experts[0].predict(x))
+
+
+def test_mixture_gate_weights_experts() -> None:
+    f32 = np.float32
+    low = DenseModel(np.zeros(384, f32), np.ones(384, f32), (np.zeros((384, 1), f32),),
+                     (np.full(1, -5.0, f32),))  # fmt: skip
+    high = DenseModel(np.zeros(384, f32), np.ones(384, f32), (np.zeros((384, 1), f32),),
+                      (np.full(1, 5.0, f32),))  # fmt: skip
+    gate_w = np.zeros((384, 2), f32)
+    gate_w[0] = [-50.0, 50.0]  # embedding dim 0 > 0 -> class 1 (expert "high")
+    mix = Mixture(gate_w, np.zeros(2, f32), (low, high), (0, 1), np.zeros(2, f32))
+    x = np.zeros((2, 384), f32)
+    x[0, 0], x[1, 0] = -1.0, 1.0
+    scores = mix.predict(x)
+    assert scores[0] < 0.01 and scores[1] > 0.99
+
+
+def test_fast_artifact_loads_with_its_token_budget() -> None:
+    art = artifact.load("minilm-v1-fast")
+    assert art.meta["embedder"]["max_tokens"] == 32
+    assert art.meta["model"]["kind"] == "mixture"

@@ -7,8 +7,8 @@ from gateway.router.evaluation import baselines, bootstrap
 
 def _outcomes() -> m.Outcomes:
     rng = np.random.default_rng(1)
-    qs = rng.integers(0, 2, 2000).astype(float)
-    ql = rng.integers(0, 2, 2000).astype(float)
+    qs = (rng.random(2000) < 0.5).astype(float)
+    ql = (rng.random(2000) < 0.8).astype(float)
     return m.Outcomes(qs, ql, np.full(2000, 1.0), np.full(2000, 10.0))
 
 
