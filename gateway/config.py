@@ -83,11 +83,19 @@ class ModelConfig(Strict):
         return self
 
 
+class ShadowConfig(Strict):
+    """A candidate router/threshold evaluated on live traffic: logged, never acted on."""
+
+    router: str
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
 class RouteConfig(Strict):
     tiers: list[Tier] = Field(min_length=1)
     router: str = "heuristic"
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     fallback: bool = True
+    shadow: ShadowConfig | None = None
 
 
 class Resilience(Strict):

@@ -5,14 +5,17 @@ naming a route is scored by the route's scorer; score >= threshold picks the rou
 capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier first."""
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, Tier
+from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, ShadowConfig, Tier
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.providers.registry import missing_credential
 from gateway.router import Scorer, load_scorer
+
+log = logging.getLogger("frugal.route")
 
 if TYPE_CHECKING:
     from gateway.budget.view import BudgetView
@@ -26,6 +29,10 @@ class Decision:
     score: float | None = None
     reason: str = "pinned"
     extra: dict[str, Any] = field(default_factory=dict)
+    # The reason as one of a small fixed set (metrics label it): pinned, score_above_threshold,
+    # score_below_threshold, tier_unavailable, budget_threshold_raised, budget_small_tier,
+    # budget_downgrade (set by the budget's reservation).
+    category: str = "pinned"
 
 
 class Router:
@@ -37,8 +44,9 @@ class Router:
         }
         self._scorers: dict[str, Scorer] = {}
         for r in self._routes.values():
-            if r.router not in self._scorers:
-                self._scorers[r.router] = load_scorer(r.router)
+            for name in (r.router, r.shadow.router if r.shadow else None):
+                if name is not None and name not in self._scorers:
+                    self._scorers[name] = load_scorer(name)
 
     def is_route(self, name: str) -> bool:
         return name in self._routes
@@ -81,19 +89,51 @@ class Router:
         large = score >= threshold and not (budget and budget.force_small)
         pick = max if large else min
         intended = pick(route.tiers, key=TIER_ORDER.__getitem__)
-        reason = f"score {score:.3f} {'>=' if score >= threshold else '<'} threshold {threshold:g}"
+        above = score >= threshold
+        reason = f"score {score:.3f} {'>=' if above else '<'} threshold {threshold:g}"
+        category = "score_above_threshold" if above else "score_below_threshold"
+        tier = intended
+        if intended not in usable:
+            tier = min(usable, key=lambda t: abs(TIER_ORDER[t] - TIER_ORDER[intended]))
+            reason += f"; tier {intended.value} unavailable"
+            category = "tier_unavailable"
         if budget and budget.note and (threshold != route.threshold or budget.force_small):
             would = score >= route.threshold
             action = "small tier forced" if budget.force_small else "threshold raised"
             reason += f"; budget: {budget.note}, {action}"
             reason += "; downgraded" if would and not large else ""
-        tier = intended
-        if intended not in usable:
-            tier = min(usable, key=lambda t: abs(TIER_ORDER[t] - TIER_ORDER[intended]))
-            reason += f"; tier {intended.value} unavailable"
-        return Decision(
+            category = "budget_small_tier" if budget.force_small else "budget_threshold_raised"
+        decision = Decision(
             route_name, tier, self._candidates(route, tier), score, reason,
-            {"scorer": scorer.name},
+            {"scorer": scorer.name}, category,
+        )  # fmt: skip
+        if route.shadow is not None:
+            await self._shadow(route_name, route.shadow, messages, tools, decision)
+        return decision
+
+    async def _shadow(
+        self, route_name: str, shadow: ShadowConfig, messages: Sequence[Mapping[str, Any]],
+        tools: bool, live: Decision,
+    ) -> None:  # fmt: skip
+        """Log what a candidate router/threshold would have decided; never act on it."""
+        scorer = self._scorers[shadow.router]
+        try:
+            if scorer.blocking:
+                score = await asyncio.to_thread(scorer.score, messages, tools)
+            else:
+                score = scorer.score(messages, tools)
+        except Exception:  # a shadow must never fail the live request
+            log.exception("shadow router %s failed on route %s", shadow.router, route_name)
+            return
+        route = self._routes[route_name]
+        pick = max if score >= shadow.threshold else min
+        tier = pick(route.tiers, key=TIER_ORDER.__getitem__)
+        live.extra["shadow"] = {"router": shadow.router, "score": score, "tier": tier.value}
+        log.info(
+            "shadow route=%s live_router=%s live_score=%.4f live_tier=%s shadow_router=%s "
+            "shadow_threshold=%g shadow_score=%.4f shadow_tier=%s agree=%s",
+            route_name, route.router, live.score or 0.0, live.tier.value, shadow.router,
+            shadow.threshold, score, tier.value, tier == live.tier,
         )  # fmt: skip
 
     def baseline_model(self, route_name: str | None) -> str | None:

@@ -36,6 +36,11 @@ def settings_for(upstream_url: str, policies: Path, **over: Any) -> Settings:
         "auto": {"tiers": ["small", "large"], "threshold": 0.5},
         "deadfirst": {"tiers": ["medium", "large"], "threshold": 0.0},
         "always-large": {"tiers": ["small", "large"], "threshold": 0.0},
+        "shadowed": {
+            "tiers": ["small", "large"],
+            "threshold": 0.5,
+            "shadow": {"router": "heuristic", "threshold": 0.0},
+        },
     }
     cfg: dict[str, Any] = {
         "models": models, "routes": routes, "policies_dir": policies,
@@ -319,3 +324,15 @@ def test_client_disconnect_mid_stream_is_charged(
     line = done[0]
     assert "completion_tokens=0" not in line and "cost_usd=-" not in line
     assert "estimated=True" in line
+
+
+def test_shadow_router_is_logged_never_acted_on(
+    client: openai.OpenAI, upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="frugal.route"):
+        raw = client.chat.completions.with_raw_response.create(model="shadowed", messages=MSG)
+    assert raw.headers["x-frugal-tier"] == "small"  # the live decision
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("shadow ")]
+    assert len(lines) == 1
+    assert "live_tier=small" in lines[0] and "shadow_tier=large" in lines[0]
+    assert "agree=False" in lines[0]

@@ -147,6 +147,7 @@ class Budget:
         d.reason += (f"; budget: dropped {', '.join(gone)} (worst case above what is left), "
                      f"holding ${from_nano(level)}")  # fmt: skip
         call.extra_headers["x-frugal-budget-downgrade"] = "true"
+        d.category = "budget_downgrade"
 
     async def _hold(self, rid: str, adm: Admission, amount: int) -> tuple[list[int], bool]:
         now = datetime.now(UTC)

@@ -80,22 +80,7 @@ class Catalog:
 
 def reason_category(d: Decision) -> str:
     """The route reason as a small fixed set (the full reason goes on the span)."""
-    if d.route is None:
-        return "pinned"
-    r = d.reason
-    if "dropped" in r:
-        return "budget_downgrade"
-    if "small tier forced" in r:
-        return "budget_small_tier"
-    if "threshold raised" in r:
-        return "budget_threshold_raised"
-    if "unavailable" in r:
-        return "tier_unavailable"
-    if ">=" in r:
-        return "score_above_threshold"
-    if "<" in r:
-        return "score_below_threshold"
-    return "other"
+    return "pinned" if d.route is None else d.category
 
 
 def outcome_label(outcome: str) -> str:
