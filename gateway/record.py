@@ -26,12 +26,14 @@ def _log(call: Call) -> None:
     log.info(
         "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
         "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s cost_usd=%s "
-        "savings_usd=%s attempts=%d ms=%.1f",
+        "savings_usd=%s attempts=%s ms=%.1f",
         call.request_id, call.principal.team, call.principal.key_id or "-", call.endpoint.value,
         (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
         call.outcome, call.cache, u.prompt_tokens if u else "-",
         u.completion_tokens if u else "-", u.estimated if u else "-",
         usd(call.cost) if call.cost is not None else "-",
         usd(call.savings) if call.savings is not None else "-",
-        len(call.attempts), call.elapsed_ms(),
+        # every upstream attempt with its outcome, e.g. small-a#1:UpstreamError,large-a#1:ok
+        ",".join(f"{a.model}#{a.number}:{a.outcome}" for a in call.attempts) or "-",
+        call.elapsed_ms(),
     )  # fmt: skip

@@ -153,12 +153,19 @@ def test_completions_embeddings_and_models(client: openai.OpenAI, upstream: Fake
     assert ids["large-a"].model_extra["frugal"]["tier"] == "large"
 
 
-def test_retry_then_success(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
+def test_retry_then_success(
+    client: openai.OpenAI, upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
     upstream.script.fail_next = 1
     upstream.script.fail_status = 503
-    r = client.chat.completions.create(model="small-a", messages=MSG)
+    with caplog.at_level("INFO", logger="frugal"):
+        r = client.chat.completions.create(model="small-a", messages=MSG)
     assert r.choices[0].message.content
     assert len(upstream.requests) == 2
+    # Every attempt is logged with its outcome: the failure on its own, both in the request line.
+    assert any("small-a" in x.getMessage() and x.levelname == "WARNING" for x in caplog.records)
+    lines = [x.getMessage() for x in caplog.records if x.getMessage().startswith("request ")]
+    assert "attempts=small-a#1:UpstreamError,small-a#2:ok" in lines[-1]
 
 
 def test_fallback_to_next_candidate(client: openai.OpenAI, upstream: FakeOpenAI) -> None:

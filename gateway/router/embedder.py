@@ -54,6 +54,10 @@ class _Memo:
                 self._rows.move_to_end(key)
             return row
 
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
     def put(self, key: tuple[int, str], row: npt.NDArray[np.float32]) -> None:
         row.setflags(write=False)  # shared between callers: nobody may change it
         with self._lock:

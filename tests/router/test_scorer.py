@@ -64,3 +64,18 @@ def test_heuristic_still_available() -> None:
     assert isinstance(load_scorer("heuristic"), HeuristicScorer)
     with pytest.raises(ValueError, match="unknown router"):
         load_scorer("nope")
+
+
+def test_semantic_cache_reuses_the_routers_embedding(learned_scorer) -> None:  # type: ignore[no-untyped-def]
+    """The router embeds the last user turn; the semantic cache asks for the same text next,
+    and must get it from the per-process memo instead of running the model again."""
+    from gateway.cache.partition import last_user_turn
+    from gateway.router.embedder import _MEMO, MAX_TOKENS
+
+    question = "How do I reverse a linked list in place, in C?"
+    body = {"messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": question}]}  # fmt: skip
+    learned_scorer.score(body["messages"], False)
+    turn = last_user_turn(body)
+    assert turn == question
+    assert _MEMO.get((MAX_TOKENS, turn)) is not None
