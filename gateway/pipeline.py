@@ -11,6 +11,8 @@ sees the remaining budget; `authorize` after it; `reserve` the worst case just b
 upstream call; `settle` after it (streams: in `finish`), `release` when it fails.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,16 +66,13 @@ async def _generate(
     held = await budget.reserve(call, admission)  # the worst case, before the upstream call
     if req.stream:
         return await _stream(rt, call, req, held, lookup)
-    try:
+    with _released_on_failure(rt, held):
         model, completion = await rt.resilient.call(
             call.decision.candidates,
             lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
             call.attempts,
             call.request_id,
         )
-    except BaseException:
-        budget.later(budget.release(held))
-        raise
     call.model = model
     _settle(rt, call, completion, req)
     call.response = completion.body  # telemetry: finish reasons (and opt-in content)
@@ -107,16 +106,13 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
     call.decision = rt.router.pinned(req.model, kind="embedding")
     authorize(call, admission, rt.settings.models)
     held = await budget.reserve(call, admission)
-    try:
+    with _released_on_failure(rt, held):
         model, completion = await rt.resilient.call(
             call.decision.candidates,
             lambda m: rt.providers[m].embed(upstream_body(rt, call.body, m)),
             call.attempts,
             call.request_id,
         )
-    except BaseException:
-        budget.later(budget.release(held))
-        raise
     call.model = model
     usage = completion.usage or Usage(tokens.count_prompt(req.input), 0, estimated=True)
     if completion.usage is None:
@@ -143,6 +139,16 @@ async def _route(
         else " ".join(p for p in req.prompt if isinstance(p, str))
     )
     return await rt.router.decide(req.model, [{"role": "user", "content": prompt}], False, budget)
+
+
+@contextmanager
+def _released_on_failure(rt: Runtime, held: Reservation) -> Iterator[None]:
+    """No upstream answer (error, timeout, cancelled): give the budget hold back."""
+    try:
+        yield
+    except BaseException:
+        rt.budget.enforcer.later(rt.budget.enforcer.release(held))
+        raise
 
 
 def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -192,16 +198,13 @@ async def _stream(
 ) -> StreamReply:  # fmt: skip
     assert call.decision is not None
     budget = rt.budget.enforcer
-    try:
+    with _released_on_failure(rt, held):
         model, first, chunks = await rt.resilient.open_stream(
             call.decision.candidates,
             lambda m: rt.providers[m].stream(call.endpoint, upstream_body(rt, call.body, m)),
             call.attempts,
             call.request_id,
         )
-    except BaseException:
-        budget.later(budget.release(held))
-        raise
     call.model = model
     chunks = rt.cache.capture(lookup, call, first, chunks)  # stored once the stream is complete
     include_usage = bool(req.stream_options and req.stream_options.include_usage)

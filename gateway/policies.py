@@ -11,14 +11,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from gateway.config import ConfigError, Tier
 from gateway.keys import KEYS_FILE
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
+        raise ValueError(msg) from None
+
+
+def _check_zone(name: str) -> str:
+    _zone(name)
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
 
 PERIODS = ("day", "week", "month", "lifetime")
 Period = Literal["day", "week", "month", "lifetime"]
@@ -89,20 +112,13 @@ class KeyPolicy(_Strict):
 
 
 class TeamPolicy(_Strict):
-    timezone: str | None = None  # default: the file's, else config `budget.timezone`
+    timezone: TimeZoneName | None = None  # default: the file's, else config `budget.timezone`
     budgets: Budgets = Budgets()
     limits: Limits = Limits()
     allow: Allow = Allow()
     soft: Soft | None = None
     hard: Hard = Hard()
     keys: dict[str, KeyPolicy] = Field(default_factory=dict)  # key id -> sub-budget, limits
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            _zone(v)
-        return v
 
     @field_validator("keys")
     @classmethod
@@ -116,15 +132,8 @@ class TeamPolicy(_Strict):
 
 
 class PolicyFile(_Strict):
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str | None) -> str | None:
-        if v is not None:
-            _zone(v)
-        return v
 
     @field_validator("teams")
     @classmethod
@@ -135,14 +144,6 @@ class PolicyFile(_Strict):
         if bad:
             raise ValueError(f"team names may use letters, digits, '.', '_', '-' only: {bad}")
         return v
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        msg = f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)"
-        raise ValueError(msg) from None
 
 
 @dataclass(frozen=True, slots=True)
