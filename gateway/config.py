@@ -90,12 +90,24 @@ class ShadowConfig(Strict):
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class CascadeConfig(Strict):
+    """Try the route's small tier first; escalate to its largest tier when a check fails."""
+
+    escalate_on: tuple[Literal["empty", "truncated", "refusal"], ...] = (
+        "empty",
+        "truncated",
+        "refusal",
+    )
+    min_mean_logprob: float | None = Field(default=None, le=0)  # where the upstream returns them
+
+
 class RouteConfig(Strict):
     tiers: list[Tier] = Field(min_length=1)
     router: str = "heuristic"
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     fallback: bool = True
     shadow: ShadowConfig | None = None
+    cascade: CascadeConfig | None = None  # non-streaming requests routed to the small tier
 
 
 class Resilience(Strict):

@@ -14,6 +14,7 @@ upstream call; `settle` after it (streams: in `finish`), `release` when it fails
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from gateway import pricing, tokens
@@ -21,6 +22,7 @@ from gateway.budget import Admission, BudgetView, Reservation
 from gateway.budget.allow import authorize
 from gateway.cache.service import Lookup
 from gateway.call import Call
+from gateway.cascade import escalation_reason
 from gateway.providers.base import Completion, Endpoint
 from gateway.record import record
 from gateway.router.heuristic import text_of
@@ -77,12 +79,64 @@ async def _generate(
     _settle(rt, call, completion, req)
     call.response = completion.body  # telemetry: finish reasons (and opt-in content)
     await budget.settle(call, held)
+    escalate = _cascade(rt, call, req, completion.body)  # the small answer failed its check
+    if escalate is not None:
+        return await _escalate(rt, call, req, admission, *escalate)
     completion.body["model"] = model
     if completion.usage is None and call.usage is not None:
         completion.body["usage"] = call.usage.as_openai()
     await rt.cache.store(lookup, call, completion.body)  # complete answers only
     record(call)
     return Reply(completion.body, call.headers())
+
+
+def _cascade(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, body: dict[str, Any]
+) -> tuple[str, Decision] | None:
+    """(reason, large-tier decision) when the route cascades and the small answer fails."""
+    d = call.decision
+    if d is None or d.route is None or req.stream or call.model is None:
+        return None
+    cfg = rt.settings.routes[d.route].cascade
+    if cfg is None or rt.router.model(call.model).tier != d.tier:
+        return None  # no cascade, or a fallback of another tier answered
+    reason = escalation_reason(body, cfg)
+    if reason is None:
+        return None
+    up = rt.router.escalation(d, f"cascade: small answer {reason}")
+    return None if up is None else (reason, up)
+
+
+async def _escalate(
+    rt: Runtime, small: Call, req: ChatRequest | CompletionRequest, admission: Admission,
+    reason: str, decision: Decision,
+) -> Reply:  # fmt: skip
+    """Record the small call as it was (costed), then answer from the route's large tier."""
+    small.outcome = f"cascade_escalated:{reason}"
+    record(small)
+    call = Call(small.request_id, small.principal, small.endpoint, small.body, decision=decision)
+    budget = rt.budget.enforcer
+    held = await budget.reserve(call, admission)
+    with _released_on_failure(rt, held):
+        model, completion = await rt.resilient.call(
+            decision.candidates,
+            lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
+            call.attempts,
+            call.request_id,
+        )
+    call.model = model
+    _settle(rt, call, completion, req)
+    call.response = completion.body
+    await budget.settle(call, held)
+    completion.body["model"] = model
+    if completion.usage is None and call.usage is not None:
+        completion.body["usage"] = call.usage.as_openai()
+    record(call)
+    headers = call.headers()
+    total = (small.cost or Decimal(0)) + (call.cost or Decimal(0))
+    headers["x-frugal-cost-usd"] = pricing.usd(total)  # both calls: this request's whole cost
+    headers["x-frugal-cascade"] = f"escalated from {small.model}: {reason}"
+    return Reply(completion.body, headers)
 
 
 def _cached(

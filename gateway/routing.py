@@ -136,6 +136,17 @@ class Router:
             shadow.threshold, score, tier.value, tier == live.tier,
         )  # fmt: skip
 
+    def escalation(self, d: Decision, note: str) -> Decision | None:
+        """The same route's largest usable tier, for a cascade; None if there is none above."""
+        assert d.route is not None
+        route = self._routes[d.route]
+        top = max(route.tiers, key=TIER_ORDER.__getitem__)
+        candidates = self._tier_models(top)
+        if top == d.tier or not candidates:
+            return None
+        reason = f"{d.reason}; {note}, escalated to {top.value}"
+        return Decision(d.route, top, candidates, d.score, reason, d.extra, "cascade_escalated")
+
     def baseline_model(self, route_name: str | None) -> str | None:
         """The route's large model: the first model of its most capable tier (the price that
         savings are measured against), or None for a pinned request."""

@@ -2,6 +2,7 @@
 stands in for a hosted provider (real wire format, streaming included)."""
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def settings_for(upstream_url: str, policies: Path, **over: Any) -> Settings:
         "auto": {"tiers": ["small", "large"], "threshold": 0.5},
         "deadfirst": {"tiers": ["medium", "large"], "threshold": 0.0},
         "always-large": {"tiers": ["small", "large"], "threshold": 0.0},
+        "cascading": {"tiers": ["small", "large"], "threshold": 1.0, "cascade": {}},
         "shadowed": {
             "tiers": ["small", "large"],
             "threshold": 0.5,
@@ -343,3 +345,25 @@ def test_shadow_router_is_logged_never_acted_on(
     assert len(lines) == 1
     assert "live_tier=small" in lines[0] and "shadow_tier=large" in lines[0]
     assert "agree=False" in lines[0]
+
+
+def test_cascade_escalates_a_failed_small_answer_and_costs_both(
+    client: openai.OpenAI, upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    ok = client.chat.completions.with_raw_response.create(model="cascading", messages=MSG)
+    assert ok.headers["x-frugal-model"] == "small-a" and "x-frugal-cascade" not in ok.headers
+    assert [r["model"] for r in upstream.requests] == ["fake-small"]
+    upstream.reset()
+    upstream.script.completion_tokens = 0  # an empty answer fails the cascade's check
+    with caplog.at_level("INFO", logger="frugal.request"):
+        raw = client.chat.completions.with_raw_response.create(model="cascading", messages=MSG)
+    assert [r["model"] for r in upstream.requests] == ["fake-small", "fake-large"]
+    h = raw.headers
+    assert h["x-frugal-model"] == "large-a" and h["x-frugal-tier"] == "large"
+    assert h["x-frugal-cascade"] == "escalated from small-a: empty"
+    assert "cascade: small answer empty, escalated to large" in h["x-frugal-route-reason"]
+    # 5 prompt tokens on each model: $0.10/M on small plus $2.00/M on large.
+    assert Decimal(h["x-frugal-cost-usd"]) == Decimal("0.0000005") + Decimal("0.00001")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")]
+    assert len(lines) == 2 and "outcome=cascade_escalated:empty" in lines[0]
+    assert "model=small-a" in lines[0] and "model=large-a" in lines[1]
