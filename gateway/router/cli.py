@@ -33,6 +33,11 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--max-tokens", type=int, default=None, help="embedder truncation (tokens)")
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings")  # fmt: skip
+    p.add_argument(
+        "--neighbours",
+        action="store_true",
+        help="add the kNN term (neighbours.py) with k and weights chosen by nested CV",
+    )
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -20,7 +20,8 @@ def _options(args: argparse.Namespace) -> Any:
 
     sets = [s for s in args.sets.split(",") if s]
     opts = Options(data_dir=args.data, sets=sets, logs=args.logs, n_boot=args.boot,
-                   use_cache=not args.no_cache)  # fmt: skip
+                   use_cache=not args.no_cache,
+                   neighbours=bool(getattr(args, "neighbours", False)))  # fmt: skip
     if args.max_tokens:
         opts.max_tokens = args.max_tokens
     return opts

@@ -14,13 +14,14 @@ uncertainty then moves scores), so the shipped artifacts use zero offsets: their
 prompts, and thresholds come from the calibration (calibration.py).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from gateway.router.model import DenseModel
+from gateway.router.neighbours import Neighbours
 
 F32 = npt.NDArray[np.float32]
 GATE_DIMS = 384  # the gate reads the embedding only
@@ -33,6 +34,7 @@ class Mixture:
     experts: tuple[DenseModel, ...]
     expert_of_class: tuple[int, ...]
     class_offset: F32  # (n_classes,) prior log-odds of each class
+    neighbours: Neighbours | None = None  # optional kNN term (neighbours.py)
 
     @classmethod
     def single(cls, expert: DenseModel) -> "Mixture":
@@ -58,8 +60,14 @@ class Mixture:
         per_class = 1.0 / (
             1.0 + np.exp(-(by_expert[:, list(self.expert_of_class)] + self.class_offset))
         )
-        score: F32 = (self.gate(x2) * per_class).sum(axis=1).astype(np.float32)
+        gate = self.gate(x2)
+        score: F32 = (gate * per_class).sum(axis=1).astype(np.float32)
+        if self.neighbours is not None:
+            score = np.clip(score + self.neighbours.term(x2[:, :GATE_DIMS], gate), 0.0, 1.0)
         return score
+
+    def with_neighbours(self, neighbours: Neighbours | None) -> "Mixture":
+        return replace(self, neighbours=neighbours)
 
     def save(self, path: Path) -> None:
         arrays: dict[str, npt.NDArray[np.generic]] = {
@@ -69,6 +77,8 @@ class Mixture:
             "n_experts": np.asarray(len(self.experts), dtype=np.int64),
             "class_offset": self.class_offset,
         }
+        if self.neighbours is not None:
+            arrays.update(self.neighbours.arrays())
         for j, expert in enumerate(self.experts):
             arrays.update({f"e{j}_{k}": v for k, v in expert.arrays().items()})
         with path.open("wb") as handle:
@@ -91,4 +101,5 @@ class Mixture:
             experts,
             tuple(int(i) for i in arrays["expert_of_class"]),
             arrays["class_offset"].astype(np.float32),
+            Neighbours.from_arrays(arrays),
         )

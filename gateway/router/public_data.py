@@ -143,3 +143,28 @@ def data_sha256(root: Path, names: Iterable[str] = DATASETS) -> str:
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+# Auxiliary training-only data (never evaluated): RouterDC split2_model7 prompts with the scores
+# of seven ~7B models; "hardness" = 1 - their mean score. Only *train* files and single-split
+# English sets; rows that duplicate an evaluation prompt are dropped by the caller (RouterDC's
+# mmlu_train is drawn from the MMLU test questions RouteLLM evaluates).
+AUX_DIR = "routerdc/datasets/split2_model7"
+AUX_FILES = (
+    "mmlu_train.json", "gsm8k-train.json", "arc_challenge_train.json", "arc_easy_train.json",
+    "MATH_prealgebra.json", "mbpp.json", "humaneval_train.json",
+)  # fmt: skip
+
+
+def load_aux_hardness(root: Path | None = None) -> tuple[list[str], list[float]]:
+    """(prompt texts, 7B-model hardness in 0..1) of the auxiliary files."""
+    folder = (root or default_data_dir()) / AUX_DIR
+    texts: list[str] = []
+    hardness: list[float] = []
+    for name in AUX_FILES:
+        for record in json.loads((folder / name).read_text(encoding="utf-8")):
+            text = str(record["question"]).removeprefix("Question:").removesuffix("\nAnswer:")
+            scores = [float(v) for v in record["scores"].values()]
+            texts.append(text.strip())
+            hardness.append(1.0 - sum(scores) / len(scores))
+    return texts, hardness

@@ -16,8 +16,11 @@ from gateway.router.calibration import calibrate
 from gateway.router.corpus import Corpus, build, load_examples
 from gateway.router.embedder import MAX_TOKENS, MiniLMEmbedder
 from gateway.router.evaluation import evaluate_set
-from gateway.router.experiment import compare, label, nested_scores
+from gateway.router.experiment import attach_neighbours, compare, label, nested_scores
 from gateway.router.features import FEATURE_NAMES
+from gateway.router.featurize import embed_cached
+from gateway.router.mixture import GATE_DIMS
+from gateway.router.neighbours import DIMS, Neighbours
 from gateway.router.resources import ARTIFACTS_DIR
 from gateway.router.training import Spec, fit
 
@@ -41,6 +44,7 @@ CANDIDATES: tuple[Spec, ...] = (
 )
 SET_WEIGHT_POWER = 0.5
 QUALITY_FLOOR = 0.95
+DUPLICATE_COSINE = 0.9
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Options:
     use_cache: bool = True
     grid: Sequence[Spec] = GRID
     max_tokens: int = MAX_TOKENS
+    neighbours: bool = False  # add the aux-hardness kNN term (neighbours.py), tuned by nested CV
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,11 +66,33 @@ def load_corpus(opts: Options) -> Corpus:
     return build(examples, embedder, opts.use_cache)
 
 
-def evaluate(corpus: Corpus, opts: Options) -> tuple[F64, dict[str, Any]]:
+def load_aux(corpus: Corpus, opts: Options) -> Neighbours:
+    """The kNN base of auxiliary prompts (7B-model hardness, see public_data.load_aux_hardness)
+    without any prompt that is a near-duplicate (cosine >= DUPLICATE_COSINE) of a corpus prompt,
+    so that no evaluated prompt is its own neighbour."""
+    texts, hardness = public_data.load_aux_hardness(opts.data_dir)
+    embedder = MiniLMEmbedder(threads=2, max_tokens=opts.max_tokens)
+    emb = embed_cached(texts, embedder, opts.use_cache)
+    nearest = np.zeros(len(texts), dtype=np.float32)
+    for start in range(0, len(corpus.x), 4096):
+        block = corpus.x[start : start + 4096, :GATE_DIMS] @ emb.T
+        nearest = np.maximum(nearest, block.max(axis=0))
+    keep = nearest < DUPLICATE_COSINE
+    h = np.asarray(hardness, dtype=np.float64)[keep]
+    return Neighbours.build(
+        emb[keep], h, np.full(int(keep.sum()), "aux"), 0, np.zeros(1, np.float32)
+    )
+
+
+def evaluate(
+    corpus: Corpus, opts: Options, aux: Neighbours | None = None
+) -> tuple[F64, dict[str, Any]]:
     """Nested-CV out-of-fold scores and the per-set report built on them."""
     started = time.perf_counter()
     power = SET_WEIGHT_POWER
-    scores, chosen = nested_scores(corpus, opts.grid, power)
+    if aux is None and opts.neighbours:
+        aux = load_aux(corpus, opts)
+    scores, chosen = nested_scores(corpus, opts.grid, power, aux)
     report: dict[str, Any] = {"sets": {}, "folds": chosen}
     for name in corpus.sets:
         rows = corpus.mask(name)
@@ -90,11 +117,14 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
           compare_families: bool = False) -> Artifact:  # fmt: skip
     started = time.perf_counter()
     corpus = load_corpus(opts)
-    oof, report = evaluate(corpus, opts)
+    aux = load_aux(corpus, opts) if opts.neighbours else None
+    oof, report = evaluate(corpus, opts, aux)
     picks = Counter(f["spec"] for f in report["folds"])
     spec = next(s for s in opts.grid if label(s) == picks.most_common(1)[0][0])
     weight = corpus.weights(SET_WEIGHT_POWER)
     model = fit(spec, corpus.x, corpus.gain, weight, corpus.set_of_row)
+    knn = _final_neighbours(report["folds"]) if aux is not None else {}
+    model = attach_neighbours(model, aux, knn)
     labelled = (oof, _q(corpus, "small"), _q(corpus, "large"))
     cal = calibrate(model.predict(corpus.x).astype(np.float64), corpus.weights(1.0), labelled)
     share = cal.share_for_quality(QUALITY_FLOOR)
@@ -104,7 +134,10 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
                      "text": "last user turn without few-shot preamble (head+tail if long)"},
         "features": ["minilm_0..383", *FEATURE_NAMES],
         "model": {**spec.describe(), "set_weight_power": SET_WEIGHT_POWER,
-                  "target": "clip(q_large - q_small, 0, 1)", "grid": [label(s) for s in opts.grid]},
+                  "target": "clip(q_large - q_small, 0, 1)", "grid": [label(s) for s in opts.grid],
+                  **({"neighbours": {**knn, "dims": DIMS, "aux_rows": len(aux.values),
+                                     "aux_files": list(public_data.AUX_FILES)}}
+                     if knn and aux is not None else {})},
         "data": _data_record(opts, corpus),
         "evaluation": report,
         "default_threshold": {"quality_floor": QUALITY_FLOOR, "large_share": share,
@@ -117,6 +150,14 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
     artifact = Artifact(name=name, model=model, meta=meta)
     save(artifact, out_dir)
     return artifact
+
+
+def _final_neighbours(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kNN term of the final model: the k most often chosen by the outer folds and the
+    median of their class weights (as the spec is the one most often chosen)."""
+    k = Counter(int(f["knn_k"]) for f in folds).most_common(1)[0][0]
+    weights = np.median(np.array([f["knn_class_weight"] for f in folds]), axis=0)
+    return {"knn_k": k, "knn_class_weight": [float(w) for w in weights]}
 
 
 def _q(corpus: Corpus, tier: str) -> F64:

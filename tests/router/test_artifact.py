@@ -78,3 +78,32 @@ def test_fast_artifact_loads_with_its_token_budget() -> None:
     art = artifact.load("minilm-v1-fast")
     assert art.meta["embedder"]["max_tokens"] == 32
     assert art.meta["model"]["kind"] == "mixture"
+
+
+def test_neighbours_term_roundtrip_and_speed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from gateway.router.neighbours import Neighbours
+
+    f32 = np.float32
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(6_000, 384)).astype(f32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    gain = (emb[:, 0] > 0).astype(np.float64)  # "hard" prompts point along dim 0
+    sets = np.array(["a", "b"] * 3_000)
+    nb = Neighbours.build(emb, gain, sets, 30, np.array([1.0, 0.5], f32))
+    model = DenseModel(np.zeros(384, f32), np.ones(384, f32), (np.zeros((384, 1), f32),),
+                       (np.zeros(1, f32),))  # fmt: skip
+    mix = Mixture.single(model).with_neighbours(nb)
+    assert mix.neighbours is not None
+    mix = Mixture(np.zeros((384, 2), f32), np.zeros(2, f32), (model,), (0, 0), np.zeros(2, f32), nb)
+    mix.save(tmp_path / "m.npz")
+    again = Mixture.load(tmp_path / "m.npz")
+    x = emb[:50]
+    assert np.allclose(mix.predict(x), again.predict(x), atol=1e-3)
+    scores = again.predict(x)
+    assert scores[gain[:50] > 0].mean() > scores[gain[:50] == 0].mean()
+    started = time.perf_counter()
+    for row in x[:20]:
+        again.predict(row)
+    assert (time.perf_counter() - started) / 20 < 0.005  # generous bound; ~0.3 ms measured
