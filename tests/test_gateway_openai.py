@@ -161,13 +161,16 @@ def test_retry_then_success(
     upstream.script.fail_next = 1
     upstream.script.fail_status = 503
     with caplog.at_level("INFO", logger="frugal"):
-        r = client.chat.completions.create(model="small-a", messages=MSG)
-    assert r.choices[0].message.content
+        raw = client.chat.completions.with_raw_response.create(model="small-a", messages=MSG)
+    assert raw.parse().choices[0].message.content
     assert len(upstream.requests) == 2
     # Every attempt is logged with its outcome: the failure on its own, both in the request line.
-    assert any("small-a" in x.getMessage() and x.levelname == "WARNING" for x in caplog.records)
-    lines = [x.getMessage() for x in caplog.records if x.getMessage().startswith("request ")]
-    assert "attempts=small-a#1:UpstreamError,small-a#2:ok" in lines[-1]
+    rid = raw.headers["x-request-id"]
+    mine = [x for x in caplog.records if rid in x.getMessage()]
+    assert any(x.levelname == "WARNING" and "model=small-a" in x.getMessage() for x in mine)
+    lines = [x.getMessage() for x in mine if x.getMessage().startswith("request ")]
+    assert len(lines) == 1
+    assert "attempts=small-a#1:UpstreamError,small-a#2:ok" in lines[0]
 
 
 def test_fallback_to_next_candidate(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
@@ -364,6 +367,7 @@ def test_cascade_escalates_a_failed_small_answer_and_costs_both(
     assert "cascade: small answer empty, escalated to large" in h["x-frugal-route-reason"]
     # 5 prompt tokens on each model: $0.10/M on small plus $2.00/M on large.
     assert Decimal(h["x-frugal-cost-usd"]) == Decimal("0.0000005") + Decimal("0.00001")
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")]
+    rid = f"request request_id={h['x-request-id']} "  # other tests' late records are not ours
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(rid)]
     assert len(lines) == 2 and "outcome=cascade_escalated:empty" in lines[0]
     assert "model=small-a" in lines[0] and "model=large-a" in lines[1]

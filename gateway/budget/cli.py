@@ -18,22 +18,35 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.policies import load_policies
 
 
+def add_ledger_args(p: argparse.ArgumentParser) -> None:
+    """The options of every command that reads a team's spend ledger."""
+    p.add_argument("--team", required=True)
+    p.add_argument("--period", choices=["day", "week", "month", "lifetime"], default="month")
+    p.add_argument("--config")
+    p.add_argument("--url", help="a running gateway (admin API; key from budget.admin_key_env)")
+
+
+def read_ledger(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ledger rows for `args.team` and `args.period`, from Redis or a gateway's admin API;
+    None (after saying why on stderr) when it cannot be read."""
+    try:
+        settings = load_settings(Path(args.config) if args.config else None)
+        return _via_api(settings, args) if args.url else asyncio.run(_via_store(settings, args))
+    except (ConfigError, OSError, RuntimeError) as e:
+        print(f"frugal: {e}", file=sys.stderr)
+        return None
+
+
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     s = sub.add_parser("spend", help="spend per key id, model, tier and day for a team")
-    s.add_argument("--team", required=True)
-    s.add_argument("--period", choices=["day", "week", "month", "lifetime"], default="month")
+    add_ledger_args(s)
     s.add_argument("--csv", action="store_true", help="CSV instead of a table")
-    s.add_argument("--config")
-    s.add_argument("--url", help="a running gateway (admin API; key from budget.admin_key_env)")
     s.set_defaults(fn=cmd_spend)
 
 
 def cmd_spend(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(Path(args.config) if args.config else None)
-        data = _via_api(settings, args) if args.url else asyncio.run(_via_store(settings, args))
-    except (ConfigError, OSError, RuntimeError) as e:
-        print(f"frugal: {e}", file=sys.stderr)
+    data = read_ledger(args)
+    if data is None:
         return 2
     rows = data["rows"]
     if args.csv:

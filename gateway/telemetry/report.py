@@ -5,7 +5,6 @@ The figures come from the budget ledger (the same data as `frugal spend`): from 
 configuration's redis_url) or from a running gateway's admin API (--url)."""
 
 import argparse
-import asyncio
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -13,8 +12,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-from gateway.config import ConfigError, load_settings
 
 
 @dataclass
@@ -104,23 +101,19 @@ def plot(team: str, period: str, s: Summary, path: Path) -> None:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    from gateway.budget.cli import add_ledger_args
+
     r = sub.add_parser("report", help="spend and savings summary for a team (--png: a plot)")
-    r.add_argument("--team", required=True)
-    r.add_argument("--period", choices=["day", "week", "month", "lifetime"], default="month")
+    add_ledger_args(r)
     r.add_argument("--png", type=Path, help="also write a plot of daily spend and savings")
-    r.add_argument("--config")
-    r.add_argument("--url", help="a running gateway (admin API; key from budget.admin_key_env)")
     r.set_defaults(fn=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gateway.budget.cli import _via_api, _via_store  # the ledger, as `frugal spend` reads it
+    from gateway.budget.cli import read_ledger  # the ledger, as `frugal spend` reads it
 
-    try:
-        settings = load_settings(Path(args.config) if args.config else None)
-        data = _via_api(settings, args) if args.url else asyncio.run(_via_store(settings, args))
-    except (ConfigError, OSError, RuntimeError) as e:
-        print(f"frugal: {e}", file=sys.stderr)
+    data = read_ledger(args)
+    if data is None:
         return 2
     s = summarize(data["rows"])
     print(render(args.team, args.period, str(data.get("timezone", "UTC")), s))
