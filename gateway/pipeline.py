@@ -63,11 +63,23 @@ async def _generate(
     rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, admission: Admission,
     lookup: Lookup,
 ) -> Reply | StreamReply:  # fmt: skip
-    assert call.decision is not None
-    budget = rt.budget.enforcer
-    held = await budget.reserve(call, admission)  # the worst case, before the upstream call
+    held = await rt.budget.enforcer.reserve(call, admission)  # the worst case, before the call
     if req.stream:
         return await _stream(rt, call, req, held, lookup)
+    body = await _complete(rt, call, req, held)
+    escalate = _cascade(rt, call, req, body)  # the small answer failed its check
+    if escalate is not None:
+        return await _escalate(rt, call, req, admission, *escalate)
+    await rt.cache.store(lookup, call, body)  # complete answers only
+    record(call)
+    return Reply(body, call.headers())
+
+
+async def _complete(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, held: Reservation
+) -> dict[str, Any]:
+    """Call the decision's candidates; settle usage, cost and the budget hold; the answer."""
+    assert call.decision is not None
     with _released_on_failure(rt, held):
         model, completion = await rt.resilient.call(
             call.decision.candidates,
@@ -78,16 +90,11 @@ async def _generate(
     call.model = model
     _settle(rt, call, completion, req)
     call.response = completion.body  # telemetry: finish reasons (and opt-in content)
-    await budget.settle(call, held)
-    escalate = _cascade(rt, call, req, completion.body)  # the small answer failed its check
-    if escalate is not None:
-        return await _escalate(rt, call, req, admission, *escalate)
+    await rt.budget.enforcer.settle(call, held)
     completion.body["model"] = model
     if completion.usage is None and call.usage is not None:
         completion.body["usage"] = call.usage.as_openai()
-    await rt.cache.store(lookup, call, completion.body)  # complete answers only
-    record(call)
-    return Reply(completion.body, call.headers())
+    return completion.body
 
 
 def _cascade(
@@ -115,28 +122,14 @@ async def _escalate(
     small.outcome = f"cascade_escalated:{reason}"
     record(small)
     call = Call(small.request_id, small.principal, small.endpoint, small.body, decision=decision)
-    budget = rt.budget.enforcer
-    held = await budget.reserve(call, admission)
-    with _released_on_failure(rt, held):
-        model, completion = await rt.resilient.call(
-            decision.candidates,
-            lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
-            call.attempts,
-            call.request_id,
-        )
-    call.model = model
-    _settle(rt, call, completion, req)
-    call.response = completion.body
-    await budget.settle(call, held)
-    completion.body["model"] = model
-    if completion.usage is None and call.usage is not None:
-        completion.body["usage"] = call.usage.as_openai()
+    held = await rt.budget.enforcer.reserve(call, admission)
+    body = await _complete(rt, call, req, held)
     record(call)
     headers = call.headers()
     total = (small.cost or Decimal(0)) + (call.cost or Decimal(0))
     headers["x-frugal-cost-usd"] = pricing.usd(total)  # both calls: this request's whole cost
     headers["x-frugal-cascade"] = f"escalated from {small.model}: {reason}"
-    return Reply(completion.body, headers)
+    return Reply(body, headers)
 
 
 def _cached(
