@@ -79,11 +79,11 @@ async def _via_store(settings: Settings, args: argparse.Namespace) -> dict[str, 
             "no redis_url configured: the in-process store lives inside the gateway; "
             "pass --url http://HOST:PORT to read its admin API"
         )
-    from gateway.store.redis_store import RedisStore
+    from gateway.store.factory import open_store
 
     team = load_policies(settings.policies_dir, settings.budget.timezone).team(args.team)
     tz = team.tz if team else ZoneInfo(settings.budget.timezone)
-    store = RedisStore(settings.redis_url, timeout_s=5)
+    store = open_store(settings.redis_url, timeout_s=5)
     try:
         rows = await spend.report(store, args.team, tz, args.period, datetime.now(UTC))
     finally:

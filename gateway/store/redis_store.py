@@ -1,89 +1,77 @@
-"""The Redis store (FRUGAL_REDIS_URL): many replicas share budgets, limits and the cache.
-`redis://`/`rediss://`/`unix://` URLs go to one server; `redis+cluster://host:port` (or
-`?cluster=true`) to a Redis Cluster."""
+"""The Redis store (FRUGAL_REDIS_URL, one server: `redis://`, `rediss://`, `unix://`): many
+replicas share budgets, limits and the cache. Runs on the pipelined client in `resp.py`."""
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
-
 from gateway.store.base import Script, ScriptArg
-
-
-def _client(url: str, timeout_s: float) -> Any:
-    cluster = url.startswith("redis+cluster://") or "cluster=true" in url
-    if cluster:
-        clean = url.replace("redis+cluster://", "redis://").replace("?cluster=true", "")
-        return RedisCluster.from_url(
-            clean, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
-    # A blocking pool: under a burst, requests wait for a connection instead of failing.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=128,
-        timeout=max(timeout_s * 4, 1.0),
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-    )
-    return aioredis.Redis(connection_pool=pool)
+from gateway.store.resp import ReplyError, RespClient
 
 
 class RedisStore:
     kind = "redis"
 
     def __init__(self, url: str, timeout_s: float = 0.5) -> None:
-        self._r = _client(url, timeout_s)
-        self._scripts: dict[str, AsyncScript] = {}
+        self._r = RespClient(url, timeout_s)
+        self._sha: dict[str, str] = {}
 
     async def get(self, key: str) -> bytes | None:
-        v: bytes | None = await self._r.get(key)
+        v: bytes | None = await self._r.call("GET", key)
         return v
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        await self._r.set(key, value, px=None if ttl_s is None else int(ttl_s * 1000))
+        if ttl_s is None:
+            await self._r.call("SET", key, value)
+        else:
+            await self._r.call("SET", key, value, "PX", max(int(ttl_s * 1000), 1))
 
     async def delete(self, *keys: str) -> int:
         n = 0
-        for k in keys:  # one by one: keys may live in different cluster slots
-            n += int(await self._r.delete(k))
+        for k in keys:
+            n += int(await self._r.call("DEL", k))
         return n
 
     async def incr(self, key: str, amount: int = 1, ttl_s: float | None = None) -> int:
-        n = int(await self._r.incrby(key, amount))
+        n = int(await self._r.call("INCRBY", key, amount))
         if n == amount and ttl_s is not None:
-            await self._r.pexpire(key, int(ttl_s * 1000))
+            await self._r.call("PEXPIRE", key, int(ttl_s * 1000))
         return n
 
     async def hgetall(self, key: str) -> dict[bytes, bytes]:
-        v: dict[bytes, bytes] = await self._r.hgetall(key)
-        return v
+        flat: list[bytes] = await self._r.call("HGETALL", key)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def hincrby(self, key: str, field: str, amount: int) -> int:
-        return int(await self._r.hincrby(key, field, amount))
+        return int(await self._r.call("HINCRBY", key, field, amount))
 
     async def keys(self, pattern: str) -> list[str]:
         out: list[str] = []
-        async for k in self._r.scan_iter(match=pattern, count=500):
-            out.append(k.decode() if isinstance(k, bytes) else str(k))
-        return out
+        cursor = b"0"
+        while True:
+            cursor, batch = await self._r.call("SCAN", cursor, "MATCH", pattern, "COUNT", 500)
+            out += [k.decode() for k in batch]
+            if cursor == b"0":
+                return out
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
-        s = self._scripts.get(script.name)
-        if s is None:
-            s = self._r.register_script(script.lua)
-            self._scripts[script.name] = s
-        return await s(keys=list(keys), args=list(args))
+        sha = self._sha.get(script.name)
+        if sha is None:
+            digest = hashlib.sha1(script.lua.encode(), usedforsecurity=False)
+            sha = self._sha[script.name] = digest.hexdigest()
+        try:
+            return await self._r.call("EVALSHA", sha, len(keys), *keys, *args)
+        except ReplyError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise
+        # First use on this server (or after SCRIPT FLUSH): EVAL runs it and caches it there.
+        return await self._r.call("EVAL", script.lua, len(keys), *keys, *args)
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._r.ping())
+            return bool(await self._r.call("PING") == b"PONG")
         except Exception:
             return False
 
     async def close(self) -> None:
-        if isinstance(self._r, RedisCluster):
-            await self._r.aclose()
-        else:
-            await self._r.aclose(close_connection_pool=True)
+        await self._r.close()

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.store.base import Store
+from gateway.store.factory import open_store
 from gateway.store.memory import MemoryStore
-from gateway.store.redis_store import RedisStore
 from tests.support.redis_cluster import RedisCluster
 
 
@@ -41,7 +41,7 @@ def store(
         url = request.getfixturevalue("redis_server").url
     else:
         url = request.getfixturevalue("redis_cluster").url
-    s = RedisStore(url)
+    s = open_store(url)
     yield s
     loop.run_until_complete(s.close())
 
