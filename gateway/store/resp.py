@@ -68,6 +68,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.last_rx = time.monotonic()
         self.lost = False
+        self.outbox: list[bytes] = []  # packed commands not yet written
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -93,13 +94,21 @@ class _Protocol(asyncio.Protocol):
                 fut.set_exception(ConnectionError(f"Redis connection lost: {exc or 'closed'}"))
 
     def send(self, packed: bytes) -> "asyncio.Future[Any]":
-        assert self.transport is not None
         fut = asyncio.get_running_loop().create_future()
         if not self.waiting:
             self.last_rx = time.monotonic()  # the silence clock starts with the first command
         self.waiting.append(fut)
-        self.transport.write(packed)
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox.append(packed)
         return fut
+
+    def flush(self) -> None:
+        """Write every command queued during this turn of the event loop in one system call
+        (at 16 concurrent requests, one write per command was ~9% of a request's CPU)."""
+        out, self.outbox = self.outbox, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
 
 class RespClient:
