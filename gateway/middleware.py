@@ -1,7 +1,10 @@
-"""Plain ASGI middleware (keeps contextvars, passes SSE through chunk by chunk)."""
+"""Request ids: a sane `x-request-id` from the client, or a new one, echoed on every response
+and available to log lines through a context variable."""
 
+import os
 import re
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,8 +17,24 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
+def request_id_from(header: str | None) -> str:
+    """The client's id when it is sane, else 32 random hex digits (as a uuid4's hex)."""
+    if header and _VALID.match(header):
+        return header
+    return os.urandom(16).hex()
+
+
+@contextmanager
+def use_request_id(rid: str) -> Iterator[None]:
+    token = _request_id.set(rid)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
+
+
 class RequestIdMiddleware:
-    """Takes a sane `x-request-id` from the client or makes one; echoes it on every response."""
+    """Plain ASGI middleware (keeps contextvars, passes SSE through chunk by chunk)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -24,14 +43,12 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
+        header = None
         for k, v in scope["headers"]:
             if k == b"x-request-id":
-                rid = v.decode("latin-1")
+                header = v.decode("latin-1")
                 break
-        if not _VALID.match(rid):
-            rid = uuid.uuid4().hex
-        token = _request_id.set(rid)
+        rid = request_id_from(header)
         raw = rid.encode()
 
         async def send_with_id(message: Message) -> None:
@@ -42,7 +59,5 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        try:
+        with use_request_id(rid):
             await self.app(scope, receive, send_with_id)
-        finally:
-            _request_id.reset(token)
