@@ -3,7 +3,7 @@ authorize (allowed models/tiers/routes, $0-only, max_tokens cap, after routing),
 worst case (before the upstream call), settle to the actual cost or release (after it)."""
 
 import asyncio
-import uuid
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from gateway.budget import layout
 from gateway.budget.alerts import Alerts
 from gateway.budget.estimate import worst_case
 from gateway.budget.guard import Guard
-from gateway.budget.lines import Line, RateLine, budget_lines, rate_lines
+from gateway.budget.lines import Line, LineCache, RateLine
 from gateway.budget.money import from_nano, to_nano
 from gateway.budget.periods import local_day
 from gateway.budget.scripts import ADMIT, RESERVE, SETTLE
@@ -61,6 +61,7 @@ class Budget:
         self.alerts = alerts
         self.default_tz = ZoneInfo(settings.budget.timezone)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lines = LineCache()
 
     def later(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background, kept alive until done (settles from sync callbacks)."""
@@ -79,8 +80,7 @@ class Budget:
         if team is None:
             return Admission(None, [], [], 0)
         now = datetime.now(UTC)
-        lines = budget_lines(team, call.principal.key_id, now)
-        rates = rate_lines(team, call.principal.key_id, now)
+        lines, rates = self._lines.get(team, call.principal.key_id, now)
         if not lines and not rates:
             return Admission(team, [], [], 0)
         adm = Admission(team, lines, rates, count_prompt())
@@ -109,7 +109,7 @@ class Budget:
         assert call.decision is not None
         team = adm.team
         tz = team.tz if team else self.default_tz
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()
         base = Reservation(rid, call.principal.team, tz, adm.lines, adm.rates, 0, adm.local, None)
         if team is None or not adm.lines:
             return base
@@ -182,7 +182,7 @@ class Budget:
         request and what it saved (no billed tokens, so nothing against TPM either)."""
         team = adm.team
         tz = team.tz if team else self.default_tz
-        res = Reservation(uuid.uuid4().hex, call.principal.team, tz, adm.lines, adm.rates, 0,
+        res = Reservation(os.urandom(16).hex(), call.principal.team, tz, adm.lines, adm.rates, 0,
                           adm.local, None, done=True)  # fmt: skip
         saved = to_nano(call.savings) if call.savings is not None else 0
         tier = call.decision.tier.value if call.decision else "-"

@@ -20,10 +20,7 @@ class Line:
     window: Window
     store_key: str
     limit: Decimal
-
-    @property
-    def limit_nano(self) -> int:
-        return to_nano(self.limit)
+    limit_nano: int
 
     def ttl_ms(self, now: datetime) -> int:
         if self.window.end is None:
@@ -46,6 +43,28 @@ class RateLine:
     limits: Limits
 
 
+class LineCache:
+    """The lines of a (team, key) for the current minute: windows and rate keys change only on
+    whole minutes (midnight in any current time zone is one), so a request usually finds them
+    here instead of building calendar windows again. Keyed by the Team object itself: a policy
+    reload makes new ones."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[int, str | None], tuple[Team, int, list[Line], list[RateLine]]] = {}
+
+    def get(
+        self, team: Team, key_id: str | None, now: datetime
+    ) -> tuple[list[Line], list[RateLine]]:
+        minute = int(now.timestamp() // 60)
+        row = self._rows.get((id(team), key_id))
+        if row is None or row[0] is not team or row[1] != minute:
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            row = (team, minute, budget_lines(team, key_id, now), rate_lines(team, key_id, now))
+            self._rows[(id(team), key_id)] = row
+        return row[2], row[3]
+
+
 def budget_lines(team: Team, key_id: str | None, now: datetime) -> list[Line]:
     scopes: list[tuple[str | None, Budgets]] = [(None, team.policy.budgets)]
     if (kp := team.key(key_id)) is not None:
@@ -54,7 +73,8 @@ def budget_lines(team: Team, key_id: str | None, now: datetime) -> list[Line]:
     for scope_id, budgets in scopes:
         for period, limit in budgets.items():
             w = window(period, now, team.tz)
-            out.append(Line(scope_id, w, layout.budget(team.name, scope_id, w.id), limit))
+            key = layout.budget(team.name, scope_id, w.id)
+            out.append(Line(scope_id, w, key, limit, to_nano(limit)))
     return out
 
 

@@ -9,8 +9,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import openai
-
 from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import Completion, Endpoint
@@ -97,6 +95,8 @@ class LiteLLMProvider:
     def _error(self, e: Exception) -> UpstreamError:
         if isinstance(e, UpstreamError):
             return e
+        import openai  # loaded with litellm; importing it up front cost every gateway ~30 MB
+
         if isinstance(e, openai.APITimeoutError):
             return UpstreamTimeout(f"model {self.name!r} timed out", model=self.name)
         if isinstance(e, openai.APIConnectionError):
