@@ -76,6 +76,10 @@ def setup_logging() -> None:
     root = logging.getLogger()
     if any(isinstance(h, _QueueHandler) for h in root.handlers):
         return
+    # Log lines name no source file, thread or process: skip collecting them for every record
+    # (finding the caller's frame was the largest part of a record's cost).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     queue: SimpleQueue[object] = SimpleQueue()
     writer = _Writer(queue)
     writer.start()
