@@ -48,7 +48,7 @@ class Runtime:
             )  # fmt: skip
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
         session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-        providers = {n: build_provider(n, m, session) for n, m in settings.models.items()}
+        providers = {n: build_provider(n, m) for n, m in settings.models.items()}
         keys = load_keys(settings.policies_dir)
         if settings.auth.anonymous_team and settings.server.host not in (
             "127.0.0.1", "localhost", "::1",

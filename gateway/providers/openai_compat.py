@@ -1,18 +1,17 @@
-"""OpenAI-compatible upstreams (OpenAI, vLLM, llama.cpp, Ollama, ...) over aiohttp, without
-litellm on the hot path. aiohttp, not httpx: measured several times faster under concurrency
-(see the README's benchmark and the field notes)."""
+"""OpenAI-compatible upstreams (OpenAI, vLLM, llama.cpp, Ollama, ...) without litellm on the
+hot path, over the small HTTP/1.1 client in http1.py (chosen by measurement: httpx, then aiohttp,
+cost several times more CPU per call; see the README's benchmark)."""
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import Completion, Endpoint
+from gateway.providers.http1 import Client, Response
 from gateway.usage import usage_from
 
 log = logging.getLogger("frugal.upstream")
@@ -20,21 +19,17 @@ _MAX_MESSAGE = 500
 
 
 class OpenAICompatProvider:
-    def __init__(
-        self, name: str, cfg: ModelConfig, session: aiohttp.ClientSession, api_key: str | None
-    ) -> None:
+    def __init__(self, name: str, cfg: ModelConfig, api_key: str | None) -> None:
         assert cfg.base_url is not None
         self.name = name
         self._cfg = cfg
-        self._session = session
-        self._base = cfg.base_url
+        self._client = Client(cfg.base_url, cfg.timeouts.connect_s)
+        self._read_s = cfg.timeouts.read_s
         self._api_key = api_key
-        self._headers = {"Content-Type": "application/json"}
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
+                         "User-Agent": "frugal"}  # fmt: skip
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=cfg.timeouts.connect_s, sock_read=cfg.timeouts.read_s
-        )
 
     async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:
         data = await self._post_json(endpoint, body)
@@ -46,12 +41,16 @@ class OpenAICompatProvider:
     async def stream(
         self, endpoint: Endpoint, body: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
+        resp = await self._post(endpoint, body)
         try:
-            async with self._post(endpoint, body) as resp:
-                if resp.status >= 400:
-                    raise self._status_error(resp.status, await resp.read())
-                done = False
-                async for raw in resp.content:
+            if resp.status >= 400:
+                raise self._status_error(resp.status, await self._read(resp))
+            done = False
+            rest = b""
+            async for piece in self._chunks(resp):
+                lines = (rest + piece).split(b"\n")
+                rest = lines.pop()
+                for raw in lines:
                     line = raw.strip()
                     if not line.startswith(b"data:"):
                         continue  # blank separators, comments, `event:` lines
@@ -67,48 +66,56 @@ class OpenAICompatProvider:
                             retryable=False,
                         )
                     yield chunk
-                if not done:
-                    raise UpstreamError(
-                        f"model {self.name!r} ended the stream before it was complete",
-                        model=self.name,
-                        retryable=True,
-                    )
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise self._transport_error(e) from None
+                if done:
+                    break
+            if not done:
+                raise UpstreamError(
+                    f"model {self.name!r} ended the stream before it was complete",
+                    model=self.name,
+                    retryable=True,
+                )
+        finally:
+            resp.close()
 
     async def ready(self) -> bool:
         try:
-            async with self._session.get(
-                f"{self._base}/models",
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=2.0),
-            ) as resp:
-                return resp.status < 500
-        except (TimeoutError, aiohttp.ClientError):
+            head = self._client.head("GET", "models", self._headers, None)
+            resp = await self._client.request(head, b"", 2.0)
+            resp.close()
+        except (TimeoutError, OSError):
             return False
+        return resp.status < 500
 
-    async def close(self) -> None:  # the session is shared and closed by its owner
-        return None
+    async def close(self) -> None:
+        self._client.close()
 
-    def _post(
-        self, endpoint: Endpoint, body: dict[str, Any]
-    ) -> "aiohttp.client._RequestContextManager":
-        return self._session.post(
-            f"{self._base}/{endpoint.value}",
-            data=orjson.dumps(body),
-            headers=self._headers,
-            timeout=self._timeout,
-        )
+    async def _post(self, endpoint: Endpoint, body: dict[str, Any]) -> Response:
+        data = orjson.dumps(body)
+        head = self._client.head("POST", endpoint.value, self._headers, len(data))
+        try:
+            return await self._client.request(head, data, self._read_s)
+        except (TimeoutError, OSError) as e:
+            raise self._transport_error(e) from None
+
+    async def _read(self, resp: Response) -> bytes:
+        try:
+            return await resp.read()
+        except (TimeoutError, OSError) as e:
+            raise self._transport_error(e) from None
+
+    async def _chunks(self, resp: Response) -> AsyncIterator[bytes]:
+        try:
+            async for piece in resp.iter_chunks():
+                yield piece
+        except (TimeoutError, OSError) as e:
+            raise self._transport_error(e) from None
 
     async def _post_json(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            async with self._post(endpoint, body) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise self._status_error(resp.status, raw)
-                return self._parse(raw)
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise self._transport_error(e) from None
+        resp = await self._post(endpoint, body)
+        raw = await self._read(resp)
+        if resp.status >= 400:
+            raise self._status_error(resp.status, raw)
+        return self._parse(raw)
 
     def _parse(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -164,7 +171,7 @@ class OpenAICompatProvider:
         )
 
     def _transport_error(self, e: BaseException) -> UpstreamError:
-        if isinstance(e, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        if isinstance(e, TimeoutError):
             return UpstreamTimeout(f"model {self.name!r} timed out", model=self.name)
         return UpstreamError(
             f"model {self.name!r} is unreachable or dropped the connection ({type(e).__name__})",

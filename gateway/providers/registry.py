@@ -3,8 +3,6 @@
 import logging
 import os
 
-import aiohttp
-
 from gateway.config import ModelConfig
 from gateway.providers.base import Provider
 from gateway.providers.litellm_provider import LiteLLMProvider
@@ -20,8 +18,8 @@ def missing_credential(cfg: ModelConfig) -> str | None:
     return None
 
 
-def build_provider(name: str, cfg: ModelConfig, session: aiohttp.ClientSession) -> Provider:
+def build_provider(name: str, cfg: ModelConfig) -> Provider:
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     if cfg.provider == "openai":
-        return OpenAICompatProvider(name, cfg, session, api_key)
+        return OpenAICompatProvider(name, cfg, api_key)
     return LiteLLMProvider(name, cfg, api_key)
