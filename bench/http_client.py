@@ -6,12 +6,8 @@ http1.py) against aiohttp 3.14 (what the gateway used before) on the same fake u
 """
 
 import argparse
-import asyncio
-import resource
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
+from percall import measure  # noqa: E402
 from procs import Child, free_port, python, run_fast, wait_port  # noqa: E402
 
 from gateway.providers.http1 import Client  # noqa: E402
@@ -27,25 +24,6 @@ from gateway.providers.http1 import Client  # noqa: E402
 BODY = orjson.dumps({"model": "bench", "max_tokens": 32,
                      "messages": [{"role": "user", "content": "hello there"}]})  # fmt: skip
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-async def measure(name: str, call: Callable[[], Awaitable[Any]], n: int) -> None:
-    for _ in range(200):
-        await call()
-    for tasks in (1, 16):
-        async def worker(k: int) -> None:
-            for _ in range(k):
-                await call()
-
-        c0, t0 = cpu_s(), time.perf_counter()
-        await asyncio.gather(*(worker(n // tasks) for _ in range(tasks)))
-        cpu, wall = (cpu_s() - c0) / n * 1e6, (time.perf_counter() - t0) / n * 1e6
-        print(f"| {name} | {tasks} | {cpu:.0f} | {wall:.0f} |")
 
 
 async def main(port: int, n: int) -> None:

