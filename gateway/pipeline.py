@@ -90,7 +90,7 @@ async def _complete(
     call.model = model
     _settle(rt, call, completion, req)
     call.response = completion.body  # telemetry: finish reasons (and opt-in content)
-    await rt.budget.enforcer.settle(call, held)
+    rt.budget.enforcer.settle_soon(call, held)
     completion.body["model"] = model
     if completion.usage is None and call.usage is not None:
         completion.body["usage"] = call.usage.as_openai()
@@ -167,7 +167,7 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
                                     "total_tokens": usage.prompt_tokens}  # fmt: skip
     call.usage = usage
     call.cost = pricing.cost(usage, rt.router.model(model).price)
-    await budget.settle(call, held)
+    budget.settle_soon(call, held)
     completion.body["model"] = model
     record(call)
     return Reply(completion.body, call.headers())

@@ -163,8 +163,21 @@ class Budget:
 
     async def settle(self, call: Call, res: Reservation) -> None:
         """Replace the hold by the call's actual cost and write the spend ledger (once)."""
+        work = self._settling(call, res)
+        if work is not None:
+            await self._finish(*work)
+
+    def settle_soon(self, call: Call, res: Reservation) -> None:
+        """`settle`, with the store written in the background: the answer need not wait for
+        that round trip (the remaining-budget header is worked out here and now). The write
+        is a task `drain()` waits for at shutdown; a failing store is accounted locally."""
+        work = self._settling(call, res)
+        if work is not None:
+            self.later(self._finish(*work))
+
+    def _settling(self, call: Call, res: Reservation) -> tuple[Reservation, int, list[Any]] | None:
         if res.done:
-            return
+            return None
         res.done = True
         u = call.usage
         cost = to_nano(call.cost or Decimal(0))
@@ -172,10 +185,10 @@ class Budget:
         tier = call.decision.tier.value if call.decision else "-"
         prefix = f"{call.principal.key_id or '-'}|{call.model or '-'}|{tier}"
         p, c = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
-        await self._finish(res, cost, [prefix, p, c, cost, saved, c])
         if res.remaining is not None:
             res.remaining += from_nano(res.amount - cost)
             call.budget_remaining_usd = res.remaining.quantize(Decimal("0.00000001"))
+        return res, cost, [prefix, p, c, cost, saved, c]
 
     async def record_free(self, call: Call, adm: Admission) -> None:
         """A cache hit: nothing was held and nothing is charged, but the ledger counts the
