@@ -3,8 +3,6 @@
 import logging
 from dataclasses import dataclass, field
 
-import aiohttp
-
 from gateway import tokens
 from gateway.budget import BudgetRuntime, start_budget
 from gateway.cache.service import ResponseCache
@@ -29,7 +27,6 @@ class Runtime:
     providers: dict[str, Provider]
     resilient: Resilient
     keys: KeyRing
-    session: aiohttp.ClientSession
     budget: BudgetRuntime = field(init=False)
     cache: ResponseCache = field(init=False)
     telemetry: Telemetry = field(init=False)
@@ -46,8 +43,6 @@ class Runtime:
                 "(routes use their other tiers meanwhile)",
                 name, env,
             )  # fmt: skip
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         providers = {n: build_provider(n, m) for n, m in settings.models.items()}
         keys = load_keys(settings.policies_dir)
         if settings.auth.anonymous_team and settings.server.host not in (
@@ -64,9 +59,8 @@ class Runtime:
             providers=providers,
             resilient=Resilient(settings.resilience, Cooldowns(settings.resilience.cooldown_s)),
             keys=keys,
-            session=session,
         )
-        rt.budget = start_budget(settings, rt.store, session, lambda k: setattr(rt, "keys", k))
+        rt.budget = start_budget(settings, rt.store, lambda k: setattr(rt, "keys", k))
         rt.cache = await ResponseCache.start(settings, rt.store)
         teams = {*rt.budget.enforcer.policies.teams, settings.auth.anonymous_team} - {None}
         rt.telemetry = Telemetry.start(settings, teams=[t for t in teams if t])
@@ -80,5 +74,4 @@ class Runtime:
         await self.cache.close()
         for p in self.providers.values():
             await p.close()
-        await self.session.close()
         await self.store.close()

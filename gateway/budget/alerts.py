@@ -3,22 +3,23 @@ which replica sends it). Sending never delays or fails a request."""
 
 import asyncio
 import logging
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from gateway.budget import layout
 from gateway.budget.view import Standing
 from gateway.policies import Team
 from gateway.store.base import Store
 
+if TYPE_CHECKING:
+    import aiohttp
+
 log = logging.getLogger("frugal.budget")
 
 
 class Alerts:
-    def __init__(self, store: Store, session: aiohttp.ClientSession | None) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._session = session
+        self._session: aiohttp.ClientSession | None = None  # made for the first webhook
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
 
@@ -43,8 +44,10 @@ class Alerts:
                 "reserved_usd": str(s.reserved), "fraction_used": round(1 - s.fraction_left, 4),
                 "resets_at": w.end.isoformat() if w.end else None,
             }  # fmt: skip
+            import aiohttp  # only gateways that send webhooks pay for it (~9 MB)
+
             if self._session is None:
-                return
+                self._session = aiohttp.ClientSession()
             timeout = aiohttp.ClientTimeout(total=5)
             async with self._session.post(url, json=body, timeout=timeout) as r:
                 self.sent += 1
@@ -56,3 +59,6 @@ class Alerts:
     async def drain(self) -> None:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -10,22 +10,19 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ClusterError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from gateway.budget.scripts import APPLY
 from gateway.errors import Unavailable
 from gateway.store.base import Script, ScriptArg, Store
 from gateway.store.memory import MemoryStore
 
 log = logging.getLogger("frugal.budget")
-STORE_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterError, OSError, TimeoutError)
+STORE_DOWN: tuple[type[BaseException], ...] = (OSError, TimeoutError)  # and the store's own
 
 
 class Guard:
     def __init__(self, store: Store, fail_open: bool) -> None:
         self.remote = store
+        self.down = (*STORE_DOWN, *getattr(store, "down_errors", ()))
         self.local = MemoryStore()
         self.fail_open = fail_open
         self.failures = 0  # store errors answered locally (a metric; /admin/budget/status)
@@ -51,7 +48,7 @@ class Guard:
         if not local:
             try:
                 result = await self.remote.run(script, keys, args)
-            except STORE_DOWN as e:
+            except self.down as e:
                 self._failed(e, tolerant)
             else:
                 if self._down:
@@ -105,7 +102,7 @@ class Guard:
                 args += [f.decode(), int(v)]
             try:
                 await self.remote.run(APPLY, [key], args)
-            except STORE_DOWN:
+            except self.down:
                 for f, v in fields.items():
                     data.hincrby(key, f.decode(), int(v))
                 raise
@@ -126,7 +123,7 @@ class Guard:
                 continue
             try:
                 await self.reconcile()
-            except STORE_DOWN:
+            except self.down:
                 continue
             except Exception:
                 log.exception("budget reconciliation failed; will retry")

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
 from gateway.budget.alerts import Alerts
 from gateway.budget.enforcer import Budget
 from gateway.budget.guard import Guard
@@ -36,14 +34,13 @@ class BudgetRuntime:
 
 
 def start_budget(
-    settings: Settings, store: Store, session: aiohttp.ClientSession | None,
-    on_keys: Callable[[KeyRing], None],
-) -> BudgetRuntime:  # fmt: skip
+    settings: Settings, store: Store, on_keys: Callable[[KeyRing], None]
+) -> BudgetRuntime:
     """Load the policies (a ConfigError stops start-up) and start the background tasks."""
     cfg = settings.budget
     policies = load_policies(settings.policies_dir, cfg.timezone)
     guard = Guard(store, cfg.on_store_error == "fail_open")
-    budget = Budget(settings, guard, policies, Alerts(store, session))
+    budget = Budget(settings, guard, policies, Alerts(store))
 
     def apply(p: Policies, keys: KeyRing) -> None:
         budget.policies = p

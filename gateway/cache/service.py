@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import tokens
 from gateway.cache import guard, replay
@@ -19,13 +19,15 @@ from gateway.cache.health import Health
 from gateway.cache.key import exact_key, scope_pattern
 from gateway.cache.partition import last_user_turn, partition
 from gateway.cache.policy import Policy, resolve
-from gateway.cache.semantic import SemanticIndex
 from gateway.cache.settings import CacheSettings
 from gateway.call import Call
 from gateway.config import Settings
 from gateway.pricing import usd
 from gateway.providers.base import Endpoint
 from gateway.usage import Usage
+
+if TYPE_CHECKING:
+    from gateway.cache.semantic import SemanticIndex  # redis-py: only when semantic is on
 
 log = logging.getLogger("frugal.cache")
 
@@ -54,7 +56,7 @@ class Lookup:
 class ResponseCache:
     def __init__(
         self, cfg: CacheSettings, store: Any, models: Mapping[str, list[str]],
-        semantic: SemanticIndex | None,
+        semantic: "SemanticIndex | None",
     ) -> None:  # fmt: skip
         self.cfg = cfg
         self._store = store
@@ -278,13 +280,14 @@ def _estimate(call: Call, body: dict[str, Any]) -> Usage:
     return Usage(prompt, tokens.count_text(text), estimated=True)
 
 
-async def _open_semantic(cfg: CacheSettings, redis_url: str | None) -> SemanticIndex | None:
+async def _open_semantic(cfg: CacheSettings, redis_url: str | None) -> "SemanticIndex | None":
     url = cfg.semantic.redis_url or redis_url
     if not url:
         log.warning("semantic cache unavailable: no Redis configured "
                     "(set cache.semantic.redis_url or redis_url); exact cache only")  # fmt: skip
         return None
     try:
+        from gateway.cache.semantic import SemanticIndex
         from gateway.router.embedder import MiniLMEmbedder
 
         embedder = await asyncio.to_thread(MiniLMEmbedder, None, None, cfg.semantic.embed_threads)

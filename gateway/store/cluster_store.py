@@ -6,16 +6,16 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import ClusterError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.store.base import Script, ScriptArg
 
 
-def is_cluster_url(url: str) -> bool:
-    return url.startswith("redis+cluster://") or "cluster=true" in url
-
-
 class ClusterStore:
     kind = "redis"
+    down_errors = (RedisConnectionError, RedisTimeoutError, ClusterError)  # "store down"
 
     def __init__(self, url: str, timeout_s: float = 0.5) -> None:
         clean = url.replace("redis+cluster://", "redis://").replace("?cluster=true", "")

@@ -1,14 +1,19 @@
 """Pick the store from configuration."""
 
 from gateway.store.base import Store
-from gateway.store.cluster_store import ClusterStore, is_cluster_url
 from gateway.store.memory import MemoryStore
 from gateway.store.redis_store import RedisStore
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith("redis+cluster://") or "cluster=true" in url
 
 
 def open_store(redis_url: str | None, timeout_s: float = 0.5) -> Store:
     if not redis_url:
         return MemoryStore()
     if is_cluster_url(redis_url):
+        from gateway.store.cluster_store import ClusterStore  # redis-py: only Cluster needs it
+
         return ClusterStore(redis_url, timeout_s)
     return RedisStore(redis_url, timeout_s)
