@@ -24,7 +24,8 @@ class Health:
     ) -> T | None:
         """`op`'s result, or None (with a warning and a metric) when it fails or is late."""
         try:
-            return await asyncio.wait_for(op, timeout_s or self.timeout_s)
+            async with asyncio.timeout(timeout_s or self.timeout_s):  # no task, unlike wait_for
+                return await op
         except TimeoutError:
             self.failed(what, "timeout", f"slower than {(timeout_s or self.timeout_s) * 1000:g} ms")
         except Exception as e:  # a broken cache must never break a request
