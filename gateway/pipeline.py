@@ -43,27 +43,38 @@ async def generate(
     rt: Runtime, call: Call, req: ChatRequest | CompletionRequest
 ) -> Reply | StreamReply:
     budget = rt.budget.enforcer
-    admission = await budget.admit(call, lambda: prompt_tokens(call))  # rate limits, budgets
+    admission = budget.prepare(call, lambda: prompt_tokens(call))
+    # A pinned model for a team whose snapshot cannot change the decision: rate limits and the
+    # budget snapshot are checked together with the hold (one round trip), after the cache.
+    joint = budget.joint(admission) and not rt.router.is_route(req.model)
+    if (admission.lines or admission.rates) and not joint:
+        await budget.check(call, admission)  # rate limits and the budget snapshot, first
     call.decision = await _route(rt, call, req, admission.view)
     # Skip cooling models now, so the cache key and the budget hold name the model called.
     call.decision.candidates = rt.resilient.order(call.decision.candidates)
     authorize(call, admission, rt.settings.models)  # allowed models; $0-only; max_tokens cap
     lookup = await rt.cache.lookup(call)  # exact, then semantic; identical misses coalesce
     if lookup.entry is not None:
+        if joint:
+            await budget.check(call, admission)  # a hit counts against the rate limits too
         reply = _cached(rt, call, req, lookup)
         rt.budget.enforcer.later(rt.budget.enforcer.record_free(call, admission))
         return reply
     try:
-        return await _generate(rt, call, req, admission, lookup)
+        return await _generate(rt, call, req, admission, lookup, joint)
     finally:
         rt.cache.release(lookup)  # identical requests waiting on this one never hang
 
 
 async def _generate(
     rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, admission: Admission,
-    lookup: Lookup,
+    lookup: Lookup, joint: bool,
 ) -> Reply | StreamReply:  # fmt: skip
-    held = await rt.budget.enforcer.reserve(call, admission)  # the worst case, before the call
+    budget = rt.budget.enforcer
+    if joint:
+        held = await budget.check_and_reserve(call, admission)
+    else:
+        held = await budget.reserve(call, admission)  # the worst case, before the call
     if req.stream:
         return await _stream(rt, call, req, held, lookup)
     body = await _complete(rt, call, req, held)

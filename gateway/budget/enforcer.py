@@ -76,16 +76,36 @@ class Budget:
     async def admit(self, call: Call, count_prompt: Callable[[], int]) -> Admission:
         """Rate limits and the budget snapshot (before routing). Tokens are counted only for a
         team with budgets or limits."""
+        adm = self.prepare(call, count_prompt)
+        if adm.lines or adm.rates:
+            await self.check(call, adm)
+        return adm
+
+    def prepare(self, call: Call, count_prompt: Callable[[], int]) -> Admission:
+        """What applies to this request, without asking the store."""
         team = self.policies.team(call.principal.team)
         if team is None:
             return Admission(None, [], [], 0)
-        now = datetime.now(UTC)
-        lines, rates = self._lines.get(team, call.principal.key_id, now)
+        lines, rates = self._lines.get(team, call.principal.key_id, datetime.now(UTC))
         if not lines and not rates:
             return Admission(team, [], [], 0)
-        adm = Admission(team, lines, rates, count_prompt())
-        prompt_tokens = adm.prompt_tokens
-        args: list[Any] = [len(adm.rates), prompt_tokens, 120_000]
+        return Admission(team, lines, rates, count_prompt())
+
+    def joint(self, adm: Admission) -> bool:
+        """Can the snapshot be taken together with the hold? Yes when the team has something to
+        check and its policy has no soft actions and refuses when a budget is spent: then the
+        snapshot cannot change which model is called, only refuse (see `check_and_reserve`)."""
+        team = adm.team
+        return (team is not None and bool(adm.lines or adm.rates) and team.policy.soft is None
+                and team.policy.hard.action == "refuse")  # fmt: skip
+
+    async def check(self, call: Call, adm: Admission) -> None:
+        """Count the request against the rate limits and take the budget snapshot (the ADMIT
+        script); 429 when a limit or a budget is exhausted."""
+        team = adm.team
+        assert team is not None
+        now = datetime.now(UTC)
+        args: list[Any] = [len(adm.rates), adm.prompt_tokens, 120_000]
         for r in adm.rates:
             args += [r.limits.rpm or -1, r.limits.tpm or -1]
         keys = [r.store_key for r in adm.rates] + [ln.store_key for ln in adm.lines]
@@ -101,7 +121,21 @@ class Budget:
         adm.view = evaluate(team, adm.stands)
         if adm.view.note and not adm.view.free_only:
             self.alerts.soft_crossed(team, tightest(adm.stands))
-        return adm
+
+    async def check_and_reserve(self, call: Call, adm: Admission) -> Reservation:
+        """`check` and `reserve` sent together (one round trip to Redis: both scripts go out in
+        one write) for a `joint` admission. When the check refuses, the hold is given back."""
+        checked = asyncio.ensure_future(self.check(call, adm))
+        held = asyncio.ensure_future(self.reserve(call, adm))
+        done = await asyncio.gather(checked, held, return_exceptions=True)
+        hold = done[1]
+        if isinstance(done[0], BaseException):
+            if isinstance(hold, Reservation):
+                self.later(self.release(hold))
+            raise done[0]
+        if isinstance(hold, BaseException):
+            raise hold
+        return hold
 
     async def reserve(self, call: Call, adm: Admission) -> Reservation:
         """Hold the worst case of the dearest candidate that fits; drop dearer candidates

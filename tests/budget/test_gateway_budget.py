@@ -36,9 +36,12 @@ teams:
     allow: {models: [small-a], routes: [auto]}
   embed:
     limits: {rpm: 1}
+  both:
+    budgets: {day: "1.00"}
+    limits: {rpm: 1}
 """
 TEAMS = ["soft", "hard", "cheaper", "free", "limited", "stream", "denied", "embed", "alerting",
-         "cached"]  # fmt: skip
+         "cached", "both"]  # fmt: skip
 MSG = [{"role": "user", "content": "Say hello"}]
 
 
@@ -134,6 +137,25 @@ def test_rate_limits_answer_429_with_retry_after(gw: Any, upstream: FakeOpenAI) 
     assert codes[-1] == 429
     r = chat(gw, "limited", "small-a")
     assert r.json()["error"]["code"] == "rate_limit_exceeded" and "retry-after" in r.headers
+
+
+def test_a_rate_limited_request_checked_with_its_hold_gives_the_hold_back(
+    gw: Any, upstream: FakeOpenAI
+) -> None:
+    # A pinned model and a policy without soft actions: the rate-limit check and the budget
+    # hold go to the store together; the refused request must not keep its hold.
+    codes = [chat(gw, "both", "large-a").status_code for _ in range(2)]
+    if codes != [200, 429]:  # the minute turned between the two: once more
+        codes = [chat(gw, "both", "large-a").status_code for _ in range(2)]
+    assert codes[-1] == 429
+    deadline = time.monotonic() + 5
+    while True:
+        budgets = admin(gw, "/admin/budgets?team=both").json()["budgets"]
+        if Decimal(budgets[0]["reserved_usd"]) == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert Decimal(budgets[0]["reserved_usd"]) == 0
+    assert Decimal(budgets[0]["spent_usd"]) > 0
 
 
 def test_policy_allow_lists_are_enforced(gw: Any, upstream: FakeOpenAI) -> None:
