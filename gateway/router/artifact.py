@@ -13,7 +13,7 @@ from gateway.router.calibration import Calibration
 from gateway.router.mixture import Mixture
 from gateway.router.resources import ARTIFACTS_DIR
 
-DEFAULT_NAME = "minilm-v1"
+DEFAULT_NAME = "minilm-dq8"
 FORMAT = 1
 
 

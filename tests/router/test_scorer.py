@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from gateway.router import Scorer, load_scorer
+from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.heuristic import HeuristicScorer
 
 SHAPES: list[tuple[list[dict[str, Any]], bool]] = [
@@ -23,7 +24,8 @@ SHAPES: list[tuple[list[dict[str, Any]], bool]] = [
 def test_learned_scorer_satisfies_protocol(learned_scorer: Scorer) -> None:
     assert isinstance(learned_scorer.name, str)
     assert learned_scorer.blocking is True
-    assert load_scorer("minilm-v1") is learned_scorer  # loaded once, shared
+    assert load_scorer(DEFAULT_NAME) is learned_scorer  # loaded once, shared
+    assert load_scorer("default") is learned_scorer
 
 
 @pytest.mark.parametrize(("messages", "tools"), SHAPES)
@@ -70,7 +72,7 @@ def test_semantic_cache_reuses_the_routers_embedding(learned_scorer) -> None:  #
     """The router embeds the last user turn; the semantic cache asks for the same text next,
     and must get it from the per-process memo instead of running the model again."""
     from gateway.cache.partition import last_user_turn
-    from gateway.router.embedder import _MEMO, MAX_TOKENS
+    from gateway.router.embedder import _MEMO, DEFAULT_VARIANT, MAX_TOKENS, resolve_model
 
     question = "How do I reverse a linked list in place, in C?"
     body = {"messages": [{"role": "system", "content": "Be brief."},
@@ -78,4 +80,5 @@ def test_semantic_cache_reuses_the_routers_embedding(learned_scorer) -> None:  #
     learned_scorer.score(body["messages"], False)
     turn = last_user_turn(body)
     assert turn == question
-    assert _MEMO.get((MAX_TOKENS, turn)) is not None
+    # the key the cache's default MiniLMEmbedder() looks up: same model, same token limit
+    assert _MEMO.get((resolve_model(None, DEFAULT_VARIANT)[1], MAX_TOKENS, turn)) is not None
