@@ -4,7 +4,7 @@ upstream, with keys for two teams."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,13 @@ def redis_stack() -> Iterator[RedisStackServer]:
 class Gateway:
     url: str
     keys: dict[str, str]  # team -> API key
+    clients: dict[str, openai.OpenAI] = field(default_factory=dict)  # closed with the gateway
 
     def client(self, team: str = "alpha") -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys[team], max_retries=0)
+        if team not in self.clients:
+            self.clients[team] = openai.OpenAI(base_url=f"{self.url}/v1", api_key=self.keys[team],
+                                               max_retries=0)  # fmt: skip
+        return self.clients[team]
 
     def auth(self, team: str = "alpha") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[team]}"}
@@ -49,7 +53,12 @@ def cache_gateway(
     keys = {team: create_key(folder, team) for team in ("alpha", "beta")}
     try:
         with GatewayServer(settings_for(fake.url, folder, cache=cache, **over)) as gw:
-            yield Gateway(gw.url, keys)
+            g = Gateway(gw.url, keys)
+            try:
+                yield g
+            finally:
+                for c in g.clients.values():
+                    c.close()
     finally:
         mp.undo()
 
