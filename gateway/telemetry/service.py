@@ -7,6 +7,7 @@ several workers) and OpenTelemetry exports on its own threads."""
 
 import asyncio
 import logging
+import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -80,13 +81,19 @@ class Telemetry:
             f = facts_of(call, self.catalog)
             for sink in self.sinks:
                 emit(f, sink)
-            if self.tracer is not None:
+            if self.tracer is not None and self._sampled():
                 emit_spans(self.tracer, call, f, self.catalog, self.cfg.capture_content)
         except Exception:
             self.failures += 1
             if self.failures == 1 or self.failures % 1000 == 0:  # no log storm on the hot path
                 log.exception("telemetry failed for request %s (%d failures so far)",
                               call.request_id, self.failures)  # fmt: skip
+
+    def _sampled(self) -> bool:
+        """Head sampling of traces: `otlp.trace_sample_ratio` of requests get spans. Metrics
+        always count every request."""
+        ratio = self.cfg.otlp.trace_sample_ratio
+        return ratio >= 1.0 or random.random() < ratio  # noqa: S311 - sampling, not security
 
     async def metrics_text(self, store: "Store", policies: "Policies") -> bytes:
         """The Prometheus exposition, with budget gauges read from the store now."""

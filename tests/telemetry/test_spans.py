@@ -132,3 +132,22 @@ def test_otel_metrics_use_the_spec_names_and_buckets() -> None:
     errors = [(p.attributes, getattr(p, "value", None))
               for p in metrics["frugal.upstream.errors"].data.data_points]  # fmt: skip
     assert errors == [({"model": "dead", "error.type": "UpstreamError"}, 1)]
+
+
+def test_trace_sampling_keeps_a_share_of_requests_and_every_metric() -> None:
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    telemetry = {"otlp": {"trace_sample_ratio": 0.25}}
+    settings = Settings(**config("http://127.0.0.1:9/v1", telemetry=telemetry))
+    t = Telemetry.start(settings, span_exporter=spans, metric_reader=reader)
+    for _ in range(400):
+        t.record(a_call())
+    assert t.tracer_provider is not None
+    t.tracer_provider.force_flush()
+    traced = sum(1 for s in spans.get_finished_spans() if s.name == "chat auto")
+    assert 50 <= traced <= 150  # 25% of 400, give or take chance
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+              if m.name == "gen_ai.client.token.usage" for p in m.data.data_points]  # fmt: skip
+    assert sum(int(p.count) for p in points if isinstance(p, HistogramDataPoint)) == 800
+    t.tracer_provider.shutdown()
