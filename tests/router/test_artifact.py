@@ -89,12 +89,6 @@ def test_mixture_gate_weights_experts() -> None:
     assert scores[0] < 0.01 and scores[1] > 0.99
 
 
-def test_fast_artifact_loads_with_its_token_budget() -> None:
-    art = artifact.load("minilm-v1-fast")
-    assert art.meta["embedder"]["max_tokens"] == 32
-    assert art.meta["model"]["kind"] == "mixture"
-
-
 def test_neighbours_term_roundtrip_and_speed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import time
 
