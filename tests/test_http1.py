@@ -155,3 +155,36 @@ def test_origins() -> None:
     assert Origin.parse("http://h/v1/").path == "/v1"
     with pytest.raises(ValueError, match="http"):
         Origin.parse("ftp://h")
+
+
+async def test_tls_with_the_server_name_checked(
+    serve, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+            "-keyout", str(key), "-out", str(cert)]  # fmt: skip
+    subprocess.run(make, check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    s = Server(lambda n, h: SIZED)
+    s.server = await asyncio.start_server(s.handle, "127.0.0.1", 0, ssl=ctx)
+    port = s.server.sockets[0].getsockname()[1]
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test certificate
+        c = Client(f"https://localhost:{port}/v1", 2.0)
+        assert await _post(c) == b'{"ok":true}'
+        assert await _post(c) == b'{"ok":true}'
+        assert s.connections == 1
+        c.close()
+        wrong = Client(f"https://127.0.0.1:{port}/v1", 2.0)  # not the certificate's name
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await _post(wrong)
+    finally:
+        s.server.close()
