@@ -128,6 +128,22 @@ async def test_silence_is_a_timeout_and_garbage_a_protocol_error(serve) -> None:
     c.close()
 
 
+async def test_a_body_that_ends_when_the_server_closes() -> None:
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n\x7b\x7d")  # the head and the 2-byte body
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b'{"a":1}')
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    c = Client(f"http://127.0.0.1:{port}/v1", 1.0)
+    assert await _post(c) == b'{"a":1}'
+    assert not c._idle
+    c.close()
+    server.close()
+
+
 async def test_an_abandoned_stream_closes_its_connection(serve) -> None:  # type: ignore[no-untyped-def]
     s = await serve(
         lambda n, h: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"

@@ -83,9 +83,17 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.complete and exc is None and self._ends_at_close():
+            self.complete = True  # a body with neither a length nor chunks ends with the stream
         if not self.complete:
             self._fail(ConnectionError(f"the upstream closed the connection ({exc or 'EOF'})"))
         self._wake()
+
+    def _ends_at_close(self) -> bool:
+        names = {k for k, _ in self.headers}
+        return self.head_done and b"content-length" not in names and (
+            b"transfer-encoding" not in names
+        )
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
