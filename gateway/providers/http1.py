@@ -91,8 +91,10 @@ class _Connection(asyncio.Protocol):
 
     def _ends_at_close(self) -> bool:
         names = {k for k, _ in self.headers}
-        return self.head_done and b"content-length" not in names and (
-            b"transfer-encoding" not in names
+        return (
+            self.head_done
+            and b"content-length" not in names
+            and (b"transfer-encoding" not in names)
         )
 
     # httptools callbacks
