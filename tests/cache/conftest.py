@@ -52,6 +52,9 @@ def cache_gateway(
     mp.setenv("FRUGAL_ADMIN_KEY", ADMIN_KEY)
     keys = {team: create_key(folder, team) for team in ("alpha", "beta")}
     try:
+        # The tests' client and the gateway share one process (and its GIL) on a busy CI box:
+        # give store operations a second, not production's 50 ms, unless a test sets its own.
+        cache = {"timeout_ms": 1000, **cache}
         with GatewayServer(settings_for(fake.url, folder, cache=cache, **over)) as gw:
             g = Gateway(gw.url, keys)
             try:
