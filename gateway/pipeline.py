@@ -47,7 +47,7 @@ async def generate(
     # A pinned model for a team whose snapshot cannot change the decision: rate limits and the
     # budget snapshot are checked together with the hold (one round trip), after the cache.
     joint = budget.joint(admission) and not rt.router.is_route(req.model)
-    if (admission.lines or admission.rates) and not joint:
+    if not joint:
         await budget.check(call, admission)  # rate limits and the budget snapshot, first
     call.decision = await _route(rt, call, req, admission.view)
     # Skip cooling models now, so the cache key and the budget hold name the model called.

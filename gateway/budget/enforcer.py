@@ -77,8 +77,7 @@ class Budget:
         """Rate limits and the budget snapshot (before routing). Tokens are counted only for a
         team with budgets or limits."""
         adm = self.prepare(call, count_prompt)
-        if adm.lines or adm.rates:
-            await self.check(call, adm)
+        await self.check(call, adm)
         return adm
 
     def prepare(self, call: Call, count_prompt: Callable[[], int]) -> Admission:
@@ -101,9 +100,10 @@ class Budget:
 
     async def check(self, call: Call, adm: Admission) -> None:
         """Count the request against the rate limits and take the budget snapshot (the ADMIT
-        script); 429 when a limit or a budget is exhausted."""
+        script); 429 when a limit or a budget is exhausted. Nothing to do without either."""
         team = adm.team
-        assert team is not None
+        if team is None or not (adm.lines or adm.rates):
+            return
         now = datetime.now(UTC)
         args: list[Any] = [len(adm.rates), adm.prompt_tokens, 120_000]
         for r in adm.rates:

@@ -91,11 +91,7 @@ class _Connection(asyncio.Protocol):
 
     def _ends_at_close(self) -> bool:
         names = {k for k, _ in self.headers}
-        return (
-            self.head_done
-            and b"content-length" not in names
-            and (b"transfer-encoding" not in names)
-        )
+        return self.head_done and not names & {b"content-length", b"transfer-encoding"}
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
