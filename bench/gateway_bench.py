@@ -192,13 +192,12 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> None:
     add["sampled"] = Target(SAMPLED, sampled, "fast-small", stack.children[-1], key)
     add["sampled-slow"] = Target(SAMPLED, sampled, "slow-small", stack.children[-1], key)
     if not args.skip_litellm:
-        from litellm_proxy import ensure_venv, start_litellm_proxy
+        from litellm_proxy import start_litellm_proxy
 
-        ensure_venv()
         port = free_port()
         upstreams = {"fast-small": f"http://127.0.0.1:{fast_port}",
                      "slow-small": f"http://127.0.0.1:{slow_port}"}  # fmt: skip
-        lt = start_litellm_proxy(upstreams, None, port, log_dir=stack.tmp)
+        lt = start_litellm_proxy(upstreams, port, stack.tmp)
         stack.children.append(lt)
         base = f"http://127.0.0.1:{port}"
         add["litellm"] = Target(LITELLM, base, "fast-small", lt)
