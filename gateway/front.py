@@ -43,10 +43,6 @@ class Front:
         self.rest = RequestIdMiddleware(app)
         self.limit = settings.server.max_body_bytes
 
-    @property
-    def state(self) -> Any:
-        return self.app.state
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = HOT.get(scope["path"]) if scope["type"] == "http" else None
         if endpoint is None:
