@@ -118,15 +118,14 @@ class RespClient:
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
-    async def call(self, *args: Any, timeout_s: float | None = None) -> Any:
-        """Send one command and wait for its reply."""
+    async def call(self, *args: Any) -> Any:
+        """Send one command and wait for its reply (at most `timeout_s`)."""
         proto = self._proto
         if proto is None or proto.lost:
             proto = await self._connect()
         fut = proto.send(_pack(args))
-        timeout = timeout_s or self.timeout_s
         loop = asyncio.get_running_loop()
-        timer = loop.call_later(timeout, self._expire, proto, fut, timeout)
+        timer = loop.call_later(self.timeout_s, self._expire, proto, fut, self.timeout_s)
         try:
             return await fut
         finally:
