@@ -22,7 +22,6 @@ class OpenAICompatProvider:
     def __init__(self, name: str, cfg: ModelConfig, api_key: str | None) -> None:
         assert cfg.base_url is not None
         self.name = name
-        self._cfg = cfg
         self._client = Client(cfg.base_url, cfg.timeouts.connect_s)
         self._read_s = cfg.timeouts.read_s
         self._api_key = api_key
