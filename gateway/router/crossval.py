@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from gateway.router.baselines import fit_any
 from gateway.router.examples import Example
-from gateway.router.mixture import Mixture
-from gateway.router.training import Spec, fit
+from gateway.router.training import Spec
 
 K_FOLDS = 5
 I64 = npt.NDArray[np.int64]
@@ -72,6 +72,6 @@ def out_of_fold(
         test = folds == fold
         w = None if weight is None else weight[~test]
         s = None if sets is None else sets[~test]
-        model: Mixture = fit(spec, x[~test], gain[~test], w, s)
+        model = fit_any(spec, x[~test], gain[~test], w, s)
         scores[test] = model.predict(x[test])
     return scores

@@ -40,6 +40,8 @@ CANDIDATES: tuple[Spec, ...] = (
     Spec("logreg", {"C": 0.001}, columns="embedding"),
     Spec("logreg", {"C": 0.001}),
     Spec("mlp", {"hidden": 32, "alpha": 1.0, "epochs": 15}),
+    Spec("knn", {"k": 100}, columns="embedding"),
+    Spec("gbm", {"max_depth": 3, "learning_rate": 0.05, "max_iter": 200}),
     Spec("mixture", {**_MIX, "expert_C": 0.0003, "expert_min_rows": 800}),
 )
 SET_WEIGHT_POWER = 0.5

@@ -24,7 +24,7 @@ F64 = npt.NDArray[np.float64]
 class Spec:
     """A model family and its hyper-parameters."""
 
-    kind: str  # "logreg" | "mlp" | "mixture"
+    kind: str  # "logreg" | "mlp" | "mixture"; compared only: "knn" | "gbm" (baselines.py)
     params: Mapping[str, Any] = field(default_factory=dict)
     columns: str = "all"  # "all" | "embedding" | "structural" | "embedding+length"
 
@@ -48,7 +48,7 @@ def column_mask(n_inputs: int, columns: str) -> npt.NDArray[np.bool_]:
     return mask
 
 
-def _duplicate(
+def balanced_rows(
     x: F32, y: F64, w: F64, sets: npt.NDArray[np.str_] | None
 ) -> tuple[F32, npt.NDArray[np.int64], F64]:
     """Rows twice (label 1 with weight w*y, label 0 with w*(1-y)); with `sets`, positives and
@@ -93,7 +93,8 @@ def fit_dense(
     z[:, ~mask] = 0.0
     w = np.ones(len(x)) if weight is None else weight
     balance = sets if spec.params.get("balance", True) else None
-    xx, yy, ww = _duplicate(z.astype(np.float32), soft_targets(gain), w * len(w) / w.sum(), balance)
+    z32, y = z.astype(np.float32), soft_targets(gain)
+    xx, yy, ww = balanced_rows(z32, y, w * len(w) / w.sum(), balance)
     if spec.kind == "logreg":
         lr = LogisticRegression(C=float(spec.params.get("C", 0.1)), max_iter=500)
         lr.fit(xx, yy, sample_weight=ww)
