@@ -93,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "sklearn":
+            raise
+        print(
+            "error: training and evaluating the router need scikit-learn: "
+            "pip install -e '.[train]' (serving does not)",
+            file=sys.stderr,
+        )
+        return 2
     return result
 
 

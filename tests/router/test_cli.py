@@ -48,3 +48,58 @@ def test_log_record_validation() -> None:
     assert ex.gain == 1.0
     with pytest.raises(ValueError, match="acceptable"):
         parse_log_record({"messages": [{"role": "user", "content": "x"}]}, "t")
+
+
+ROUTING_DATA = Path(__file__).resolve().parents[3] / "shared" / "routing-data"
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_ROWS = {"mmlu": "MMLU", "gsm8k": "GSM8K", "mt_bench": "MT-Bench",
+               "rb_arc": "RouterBench ARC-C", "rb_mbpp": "RouterBench MBPP",
+               "rb_winogrande": "RouterBench Winogrande"}  # fmt: skip
+
+
+def test_readme_router_figures_are_the_artifacts() -> None:
+    """The README's APGR table is the shipped artifact's recorded (out-of-fold) evaluation."""
+    import re
+
+    from gateway.router import artifact
+
+    sets = artifact.load(artifact.DEFAULT_NAME).meta["evaluation"]["sets"]
+    text = README.read_text(encoding="utf-8")
+    for name, label in README_ROWS.items():
+        row = re.search(rf"^\| {re.escape(label)} \([\d,]+\) \| ([\d.]+) \[([\d.]+), ([\d.]+)\]",
+                        text, re.MULTILINE)  # fmt: skip
+        assert row, label
+        apgr = sets[name]["router"]["apgr"]
+        recorded = [round(apgr[k], 3) for k in ("value", "lo", "hi")]
+        assert [float(g) for g in row.groups()] == recorded, label
+
+
+@pytest.mark.skipif(not ROUTING_DATA.is_dir(), reason="needs ../shared/routing-data")
+def test_train_then_eval_reproduce_the_same_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`router eval --json` recomputes exactly what `router train` recorded (two small sets)."""
+    common = ["--data", str(ROUTING_DATA), "--sets", "rb_arc,rb_mbpp", "--boot", "50"]
+    assert main(["router", "train", *common, "--name", "t", "--out", str(tmp_path)]) == 0
+    recorded = json.loads((tmp_path / "t.json").read_text())["evaluation"]
+    capsys.readouterr()
+    assert main(["router", "eval", *common, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["sets"] == recorded["sets"]
+    assert again["folds"] == recorded["folds"]
+    for name in ("rb_arc", "rb_mbpp"):
+        router, rand = recorded["sets"][name]["router"], recorded["sets"][name]["random"]
+        assert 0.0 < router["apgr"]["lo"] <= router["apgr"]["value"] <= router["apgr"]["hi"]
+        assert rand["apgr"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_training_without_scikit_learn_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what an install without [train] has
+    monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)
+    args = ["router", "train", "--data", str(ROUTING_DATA), "--sets", "rb_mbpp", "--boot", "5"]
+    assert main([*args, "--out", "/nonexistent"]) == 2
+    assert "pip install -e '.[train]'" in capsys.readouterr().err
