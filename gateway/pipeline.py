@@ -133,6 +133,7 @@ async def _escalate(
     small.outcome = f"cascade_escalated:{reason}"
     record(small)
     call = Call(small.request_id, small.principal, small.endpoint, small.body, decision=decision)
+    call.trace_parent = small.trace_parent
     held = await rt.budget.enforcer.reserve(call, admission)
     body = await _complete(rt, call, req, held)
     record(call)

@@ -81,7 +81,7 @@ class Telemetry:
             f = facts_of(call, self.catalog)
             for sink in self.sinks:
                 emit(f, sink)
-            if self.tracer is not None and self._sampled():
+            if self.tracer is not None and self._sampled(call):
                 emit_spans(self.tracer, call, f, self.catalog, self.cfg.capture_content)
         except Exception:
             self.failures += 1
@@ -89,9 +89,12 @@ class Telemetry:
                 log.exception("telemetry failed for request %s (%d failures so far)",
                               call.request_id, self.failures)  # fmt: skip
 
-    def _sampled(self) -> bool:
-        """Head sampling of traces: `otlp.trace_sample_ratio` of requests get spans. Metrics
-        always count every request."""
+    def _sampled(self, call: Call) -> bool:
+        """Head sampling of traces: a request whose caller sent a `traceparent` follows the
+        caller's decision (its sampled flag); others, `otlp.trace_sample_ratio` of them get
+        spans. Metrics always count every request."""
+        if call.trace_parent is not None:
+            return call.trace_parent.sampled
         ratio = self.cfg.otlp.trace_sample_ratio
         return ratio >= 1.0 or random.random() < ratio  # noqa: S311 - sampling, not security
 

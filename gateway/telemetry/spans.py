@@ -8,7 +8,16 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 
 from gateway.call import Call
 from gateway.pricing import usd
@@ -102,11 +111,21 @@ def request_attributes(call: Call, f: Facts, capture: bool) -> dict[str, Any]:
     return a
 
 
+def _caller(call: Call) -> Context | None:
+    """The caller's span as the request span's remote parent, when it sent a `traceparent`."""
+    p = call.trace_parent
+    if p is None:
+        return None
+    flags = TraceFlags(TraceFlags.SAMPLED if p.sampled else TraceFlags.DEFAULT)
+    remote = SpanContext(p.trace_id, p.span_id, is_remote=True, trace_flags=flags)
+    return trace.set_span_in_context(NonRecordingSpan(remote))
+
+
 def emit_spans(tracer: Tracer, call: Call, f: Facts, catalog: Catalog, capture: bool) -> None:
     end_ns = time.time_ns()
     start_ns = end_ns - int(f.duration_s * 1e9)
     name = f"{f.operation} {f.request_model}"
-    span = tracer.start_span(name, kind=SpanKind.SERVER, start_time=start_ns,
+    span = tracer.start_span(name, _caller(call), SpanKind.SERVER, start_time=start_ns,
                              attributes=request_attributes(call, f, capture))  # fmt: skip
     if f.error_type:
         span.set_status(Status(StatusCode.ERROR, f.error_type))

@@ -89,9 +89,7 @@ def test_mixture_gate_weights_experts() -> None:
     assert scores[0] < 0.01 and scores[1] > 0.99
 
 
-def test_neighbours_term_roundtrip_and_speed(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import time
-
+def test_neighbours_term_roundtrip(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from gateway.router.neighbours import Neighbours
 
     f32 = np.float32
@@ -112,10 +110,7 @@ def test_neighbours_term_roundtrip_and_speed(tmp_path) -> None:  # type: ignore[
     assert np.allclose(mix.predict(x), again.predict(x), atol=1e-3)
     scores = again.predict(x)
     assert scores[gain[:50] > 0].mean() > scores[gain[:50] == 0].mean()
-    started = time.perf_counter()
-    for row in x[:20]:
-        again.predict(row)
-    assert (time.perf_counter() - started) / 20 < 0.005  # generous bound; ~0.3 ms measured
+    assert np.allclose([again.predict(row)[0] for row in x[:5]], scores[:5], atol=1e-6)
 
 
 def test_linear_experts_fold_into_one_matmul() -> None:

@@ -24,6 +24,8 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import GatewayServer, free_port
 from tests.telemetry.support import UPSTREAM_KEY_ENV, chat, config, write_policies
 
+TRACE_ID, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
 
 class Received:
     def __init__(self) -> None:
@@ -37,6 +39,8 @@ class Received:
                 for ss in rs.scope_spans:
                     for s in ss.spans:
                         attrs = {kv.key: _value(kv.value) for kv in s.attributes}
+                        attrs |= {"_trace_id": s.trace_id.hex(), "_span_id": s.span_id.hex(),
+                                  "_parent_id": s.parent_span_id.hex()}  # fmt: skip
                         self.spans.append((s.name, attrs))
 
     def metric_names(self, req: mpb.ExportMetricsServiceRequest) -> None:
@@ -133,10 +137,15 @@ def test_spans_and_metrics_reach_a_collector(
     )
     monkeypatch.setenv(UPSTREAM_KEY_ENV, fake_openai.api_key or "")
     keys = write_policies(tmp_path)
+    caller = {"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"}
     with _gateway(fake_openai, tmp_path, {"endpoint": endpoint, "protocol": protocol}) as gw:
-        r = chat(gw.url, keys["research"], "auto")
+        r = chat(gw.url, keys["research"], "auto", headers=caller)
         assert r.status_code == 200
         attrs = got.wait("chat auto", "gen_ai.client.token.usage")
+        attempt = got.wait("chat small-a", "gen_ai.client.token.usage")
+    # the gateway's spans continue the caller's trace, under the caller's span
+    assert attrs["_trace_id"] == attempt["_trace_id"] == TRACE_ID
+    assert attrs["_parent_id"] == CALLER_SPAN and attempt["_parent_id"] == attrs["_span_id"]
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.response.model"] == "small-a"
     assert attrs["gen_ai.usage.input_tokens"] == 5
@@ -195,20 +204,23 @@ def test_an_exporter_or_sink_that_raises_changes_nothing(
         assert chat(gw.url, keys["broke"], "auto").status_code == 429
 
 
-def test_spans_are_cheap_on_the_hot_path() -> None:
+def test_recording_many_requests_exports_every_span() -> None:
+    """What recording costs is measured by bench/gateway_bench.py (traced vs 10% traced);
+    here: a burst of requests loses no span and counts no failure."""
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from gateway.telemetry.service import Telemetry
     from tests.telemetry.test_spans import a_call
 
     settings = Settings(**config("http://127.0.0.1:9/v1"))
-    t = Telemetry.start(settings, span_exporter=InMemorySpanExporter(), teams=["research"])
-    calls = [a_call() for _ in range(2000)]
-    t0 = time.perf_counter()
-    for c in calls:
-        t.record(c)
-    per_request_ms = (time.perf_counter() - t0) / len(calls) * 1000
+    exporter = InMemorySpanExporter()
+    t = Telemetry.start(settings, span_exporter=exporter, teams=["research"])
+    for _ in range(1000):  # 3 spans each, within the batch queue
+        t.record(a_call())
     assert t.failures == 0
-    assert per_request_ms < 1.0, per_request_ms  # metrics + 3 spans, well under a millisecond
     assert t.tracer_provider is not None
+    t.tracer_provider.force_flush()
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 3000
+    assert len({s.context.trace_id for s in spans if s.context is not None}) == 1000
     t.tracer_provider.shutdown()

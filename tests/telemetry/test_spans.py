@@ -151,3 +151,47 @@ def test_trace_sampling_keeps_a_share_of_requests_and_every_metric() -> None:
               if m.name == "gen_ai.client.token.usage" for p in m.data.data_points]  # fmt: skip
     assert sum(int(p.count) for p in points if isinstance(p, HistogramDataPoint)) == 800
     t.tracer_provider.shutdown()
+
+
+def test_traceparent_parsing_follows_the_w3c_rules() -> None:
+    from gateway.telemetry.tracecontext import TraceParent, parse_traceparent
+
+    good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert parse_traceparent(good) == TraceParent(
+        0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True
+    )
+    assert parse_traceparent(good[:-2] + "00") == TraceParent(
+        0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False
+    )
+    # a later version may append fields; version 00 may not
+    assert parse_traceparent("01" + good[2:] + "-what-comes-next") is not None
+    for bad in (None, "", "garbage", good + "-x", "ff" + good[2:], good.upper(),
+                "00-" + "0" * 32 + "-00f067aa0ba902b7-01",  # all-zero trace id
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+                "00-4bf92f3577b34da6a3ce929d0e0e47zz-00f067aa0ba902b7-01"):  # fmt: skip
+        assert parse_traceparent(bad) is None, bad
+
+
+def test_spans_continue_the_callers_trace_and_follow_its_sampling() -> None:
+    from gateway.telemetry.tracecontext import TraceParent
+
+    spans = InMemorySpanExporter()
+    telemetry = {"otlp": {"trace_sample_ratio": 0.0}}  # the caller's flag wins over the ratio
+    settings = Settings(**config("http://127.0.0.1:9/v1", telemetry=telemetry))
+    t = Telemetry.start(settings, span_exporter=spans)
+    sampled, not_sampled = a_call(), a_call()
+    sampled.trace_parent = TraceParent(0xABC, 0x123, True)
+    not_sampled.trace_parent = TraceParent(0xDEF, 0x456, False)
+    for call in (sampled, not_sampled, a_call()):
+        t.record(call)
+    assert t.tracer_provider is not None
+    t.tracer_provider.force_flush()
+    got = spans.get_finished_spans()
+    assert {s.context.trace_id for s in got if s.context is not None} == {0xABC}
+    req = next(s for s in got if s.name == "chat auto")
+    assert req.parent is not None and req.parent.span_id == 0x123 and req.parent.is_remote
+    assert req.context is not None
+    assert all(s.parent is not None and s.parent.span_id == req.context.span_id
+               for s in got if s is not req)  # fmt: skip
+    t.tracer_provider.shutdown()
