@@ -10,7 +10,7 @@ from gateway.pricing import usd
 from gateway.providers.base import Endpoint
 from gateway.resilience import Attempt
 from gateway.routing import Decision
-from gateway.telemetry.tracecontext import TraceParent
+from gateway.telemetry.tracecontext import Trace
 from gateway.usage import Usage
 
 
@@ -39,7 +39,7 @@ class Call:
     response: dict[str, Any] | None = None
     first_chunk_ms: float | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
-    trace_parent: TraceParent | None = None  # the caller's `traceparent`, which spans continue
+    trace: Trace | None = None  # set when tracing is on (telemetry/tracecontext.py)
 
     @property
     def savings(self) -> Decimal | None:

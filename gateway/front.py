@@ -27,7 +27,6 @@ from gateway.record import record
 from gateway.runtime import Runtime
 from gateway.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, validate
 from gateway.streaming import StreamReply
-from gateway.telemetry.tracecontext import parse_traceparent
 
 log = logging.getLogger("frugal")
 HOT = {
@@ -67,7 +66,7 @@ class Front:
                 body = await read_body(receive, headers.get("content-length"), self.limit)
                 principal = authenticate(rt, headers.get("authorization"))
                 call = Call(rid, principal, endpoint, body)
-                call.trace_parent = parse_traceparent(headers.get("traceparent"))
+                call.trace = rt.telemetry.trace_for(headers.get("traceparent"))
                 reply: pipeline.Reply | StreamReply
                 if endpoint is Endpoint.embeddings:
                     reply = await pipeline.embed(rt, call, validate(EmbeddingRequest, body))

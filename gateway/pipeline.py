@@ -97,6 +97,7 @@ async def _complete(
             lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
             call.attempts,
             call.request_id,
+            call.trace,
         )
     call.model = model
     _settle(rt, call, completion, req)
@@ -133,7 +134,7 @@ async def _escalate(
     small.outcome = f"cascade_escalated:{reason}"
     record(small)
     call = Call(small.request_id, small.principal, small.endpoint, small.body, decision=decision)
-    call.trace_parent = small.trace_parent
+    call.trace = small.trace
     held = await rt.budget.enforcer.reserve(call, admission)
     body = await _complete(rt, call, req, held)
     record(call)
@@ -171,6 +172,7 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
             lambda m: rt.providers[m].embed(upstream_body(rt, call.body, m)),
             call.attempts,
             call.request_id,
+            call.trace,
         )
     call.model = model
     usage = completion.usage or Usage(tokens.count_prompt(req.input), 0, estimated=True)
@@ -263,6 +265,7 @@ async def _stream(
             lambda m: rt.providers[m].stream(call.endpoint, upstream_body(rt, call.body, m)),
             call.attempts,
             call.request_id,
+            call.trace,
         )
     call.model = model
     chunks = rt.cache.capture(lookup, call, first, chunks)  # stored once the stream is complete

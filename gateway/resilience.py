@@ -14,6 +14,12 @@ from typing import Any, TypeVar
 
 from gateway.config import Resilience
 from gateway.errors import UpstreamError, UpstreamRejected
+from gateway.telemetry.tracecontext import (
+    UPSTREAM_TRACEPARENT,
+    Trace,
+    new_span_id,
+    traceparent,
+)
 
 log = logging.getLogger("frugal.upstream")
 T = TypeVar("T")
@@ -26,6 +32,7 @@ class Attempt:
     outcome: str
     ms: float
     started: float = 0.0  # time.perf_counter() when the attempt began
+    span_id: int = 0  # the span id sent upstream in `traceparent` (0: none was sent)
 
 
 class Cooldowns:
@@ -70,16 +77,22 @@ class Resilient:
         attempt_fn: Callable[[str], Awaitable[T]],
         attempts: list[Attempt],
         request_id: str,
+        trace: Trace | None = None,
     ) -> tuple[str, T]:
-        """Try each candidate (with retries) until one answers; raise the last error."""
+        """Try each candidate (with retries) until one answers; raise the last error. With a
+        `trace`, each attempt is sent a `traceparent` naming its own span."""
         last: UpstreamError | None = None
         for model in self.order(candidates):
             for n in range(self._cfg.retries + 1):
                 t0 = time.perf_counter()
+                span_id, token = 0, None
+                if trace is not None:
+                    span_id = new_span_id()
+                    token = UPSTREAM_TRACEPARENT.set(traceparent(trace, span_id))
                 try:
                     result = await attempt_fn(model)
                 except UpstreamError as e:
-                    self._log(attempts, request_id, model, n, t0, e)
+                    self._log(attempts, request_id, model, n, t0, e, span_id)
                     last = e
                     if isinstance(e, UpstreamRejected):
                         raise
@@ -87,7 +100,10 @@ class Resilient:
                         break
                     await self._backoff(n)
                     continue
-                self._log(attempts, request_id, model, n, t0, None)
+                finally:
+                    if token is not None:
+                        UPSTREAM_TRACEPARENT.reset(token)
+                self._log(attempts, request_id, model, n, t0, None, span_id)
                 return model, result
             self.cooldowns.cool(model)
         assert last is not None
@@ -99,6 +115,7 @@ class Resilient:
         open_fn: Callable[[str], AsyncIterator[dict[str, Any]]],
         attempts: list[Attempt],
         request_id: str,
+        trace: Trace | None = None,
     ) -> tuple[str, dict[str, Any], AsyncIterator[dict[str, Any]]]:
         """Open a stream and read its first chunk, retrying and falling back until then."""
 
@@ -112,7 +129,7 @@ class Resilient:
                 ) from None
             return chunk, it
 
-        model, (chunk, it) = await self.call(candidates, first, attempts, request_id)
+        model, (chunk, it) = await self.call(candidates, first, attempts, request_id, trace)
         return model, chunk, it
 
     def _log(
@@ -123,9 +140,11 @@ class Resilient:
         n: int,
         t0: float,
         err: UpstreamError | None,
+        span_id: int,
     ) -> None:
         ms = (time.perf_counter() - t0) * 1000
-        attempts.append(Attempt(model, n + 1, "ok" if err is None else type(err).__name__, ms, t0))
+        outcome = "ok" if err is None else type(err).__name__
+        attempts.append(Attempt(model, n + 1, outcome, ms, t0, span_id))
         # A success is already in the request's own line (attempts=N); failures stand out.
         level = logging.DEBUG if err is None else logging.WARNING
         if not log.isEnabledFor(level):

@@ -12,6 +12,7 @@ from typing import Any
 from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import Completion, Endpoint
+from gateway.telemetry.tracecontext import UPSTREAM_TRACEPARENT
 from gateway.usage import usage_from
 
 PASSED = frozenset(
@@ -51,6 +52,8 @@ class LiteLLMProvider:
             kw["api_base"] = self._cfg.base_url
         if self._api_key:
             kw["api_key"] = self._api_key
+        if (tp := UPSTREAM_TRACEPARENT.get()) is not None:
+            kw["extra_headers"] = {"traceparent": tp}
         return kw
 
     async def complete(self, endpoint: Endpoint, body: dict[str, Any]) -> Completion:

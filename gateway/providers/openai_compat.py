@@ -12,6 +12,7 @@ from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import Completion, Endpoint
 from gateway.providers.http1 import Client, Response
+from gateway.telemetry.tracecontext import UPSTREAM_TRACEPARENT
 from gateway.usage import usage_from
 
 log = logging.getLogger("frugal.upstream")
@@ -90,7 +91,10 @@ class OpenAICompatProvider:
 
     async def _post(self, endpoint: Endpoint, body: dict[str, Any]) -> Response:
         data = orjson.dumps(body)
-        head = self._client.head("POST", endpoint.value, self._headers, len(data))
+        headers = self._headers
+        if (tp := UPSTREAM_TRACEPARENT.get()) is not None:
+            headers = {**headers, "traceparent": tp}
+        head = self._client.head("POST", endpoint.value, headers, len(data))
         try:
             return await self._client.request(head, data, self._read_s)
         except (TimeoutError, OSError) as e:

@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Tracer
 
 from gateway.telemetry.instruments import ALL, Spec
@@ -66,12 +67,31 @@ def resource(cfg: TelemetrySettings) -> Resource:
     return Resource.create({"service.name": cfg.service_name})
 
 
-def tracer_provider(cfg: TelemetrySettings, exporter: SpanExporter) -> TracerProvider:
-    provider = TracerProvider(resource=resource(cfg))
+def tracer_provider(
+    cfg: TelemetrySettings, exporter: SpanExporter, ids: RandomIdGenerator | None = None
+) -> TracerProvider:
+    provider = TracerProvider(resource=resource(cfg), id_generator=ids)
     timeout_ms = cfg.otlp.timeout_s * 1000
     batch = BatchSpanProcessor(exporter, max_queue_size=4096, export_timeout_millis=timeout_ms)
     provider.add_span_processor(batch)
     return provider
+
+
+class PresetIds(RandomIdGenerator):
+    """Random ids, except the next trace or span id when spans.py chose it beforehand (it sets
+    `trace_id` / `span_id` right before starting the span; used once, then random again)."""
+
+    def __init__(self) -> None:
+        self.trace_id = 0
+        self.span_id = 0
+
+    def generate_trace_id(self) -> int:
+        preset, self.trace_id = self.trace_id, 0
+        return preset or super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        preset, self.span_id = self.span_id, 0
+        return preset or super().generate_span_id()
 
 
 def tracer_of(provider: TracerProvider) -> Tracer:

@@ -24,6 +24,7 @@ from gateway.telemetry.instruments import Sink, emit, zero_series
 from gateway.telemetry.prom import PromSink
 from gateway.telemetry.settings import TelemetrySettings
 from gateway.telemetry.spans import emit_spans
+from gateway.telemetry.tracecontext import Trace, start_trace
 
 if TYPE_CHECKING:
     from gateway.policies import Policies
@@ -40,6 +41,7 @@ class Telemetry:
         self.otel_metrics: otel.OtelSink | None = None
         self.tracer_provider: TracerProvider | None = None
         self.tracer: Tracer | None = None
+        self.ids = otel.PresetIds()  # span ids chosen before the spans are written
         self.sinks: list[Sink] = []
         self.failures = 0
 
@@ -66,7 +68,7 @@ class Telemetry:
         if span_exporter is None and otlp and cfg.otlp.traces:
             span_exporter = otel.span_exporter(cfg.otlp)
         if span_exporter is not None:
-            t.tracer_provider = otel.tracer_provider(cfg, span_exporter)
+            t.tracer_provider = otel.tracer_provider(cfg, span_exporter, t.ids)
             t.tracer = otel.tracer_of(t.tracer_provider)
         if t.prom is not None:
             for spec, labels in zero_series(t.catalog, teams):
@@ -82,19 +84,25 @@ class Telemetry:
             for sink in self.sinks:
                 emit(f, sink)
             if self.tracer is not None and self._sampled(call):
-                emit_spans(self.tracer, call, f, self.catalog, self.cfg.capture_content)
+                emit_spans(self.tracer, self.ids, call, f, self.catalog, self.cfg.capture_content)
         except Exception:
             self.failures += 1
             if self.failures == 1 or self.failures % 1000 == 0:  # no log storm on the hot path
                 log.exception("telemetry failed for request %s (%d failures so far)",
                               call.request_id, self.failures)  # fmt: skip
 
+    def trace_for(self, header: str | None) -> Trace | None:
+        """A request's trace when tracing is on: the caller's (`traceparent`), or a new one."""
+        if self.tracer is None:
+            return None
+        return start_trace(header, self.cfg.otlp.trace_sample_ratio)
+
     def _sampled(self, call: Call) -> bool:
-        """Head sampling of traces: a request whose caller sent a `traceparent` follows the
-        caller's decision (its sampled flag); others, `otlp.trace_sample_ratio` of them get
-        spans. Metrics always count every request."""
-        if call.trace_parent is not None:
-            return call.trace_parent.sampled
+        """Head sampling of traces, decided when the request arrived (`trace_for`): a caller's
+        `traceparent` decides with its sampled flag; otherwise `otlp.trace_sample_ratio` of
+        requests get spans. Metrics always count every request."""
+        if call.trace is not None:
+            return call.trace.sampled
         ratio = self.cfg.otlp.trace_sample_ratio
         return ratio >= 1.0 or random.random() < ratio  # noqa: S311 - sampling, not security
 

@@ -22,6 +22,7 @@ from opentelemetry.trace import (
 from gateway.call import Call
 from gateway.pricing import usd
 from gateway.telemetry.facts import Catalog, Facts
+from gateway.telemetry.otel import PresetIds
 
 REQUEST_PARAMS = {
     "max_tokens": "gen_ai.request.max_tokens",
@@ -111,21 +112,27 @@ def request_attributes(call: Call, f: Facts, capture: bool) -> dict[str, Any]:
     return a
 
 
-def _caller(call: Call) -> Context | None:
-    """The caller's span as the request span's remote parent, when it sent a `traceparent`."""
-    p = call.trace_parent
-    if p is None:
+def _caller(call: Call, ids: PresetIds) -> Context | None:
+    """The request span's parent: the caller's span when it sent a `traceparent`; otherwise
+    none, in the trace id already chosen (and told to upstreams) when the request arrived."""
+    t = call.trace
+    if t is None:
         return None
-    flags = TraceFlags(TraceFlags.SAMPLED if p.sampled else TraceFlags.DEFAULT)
-    remote = SpanContext(p.trace_id, p.span_id, is_remote=True, trace_flags=flags)
+    if t.parent_id is None:
+        ids.trace_id = t.trace_id
+        return None
+    flags = TraceFlags(TraceFlags.SAMPLED if t.sampled else TraceFlags.DEFAULT)
+    remote = SpanContext(t.trace_id, t.parent_id, is_remote=True, trace_flags=flags)
     return trace.set_span_in_context(NonRecordingSpan(remote))
 
 
-def emit_spans(tracer: Tracer, call: Call, f: Facts, catalog: Catalog, capture: bool) -> None:
+def emit_spans(
+    tracer: Tracer, ids: PresetIds, call: Call, f: Facts, catalog: Catalog, capture: bool
+) -> None:
     end_ns = time.time_ns()
     start_ns = end_ns - int(f.duration_s * 1e9)
     name = f"{f.operation} {f.request_model}"
-    span = tracer.start_span(name, _caller(call), SpanKind.SERVER, start_time=start_ns,
+    span = tracer.start_span(name, _caller(call, ids), SpanKind.SERVER, start_time=start_ns,
                              attributes=request_attributes(call, f, capture))  # fmt: skip
     if f.error_type:
         span.set_status(Status(StatusCode.ERROR, f.error_type))
@@ -146,6 +153,7 @@ def emit_spans(tracer: Tracer, call: Call, f: Facts, catalog: Catalog, capture: 
             if call.usage is not None:
                 attrs["gen_ai.usage.input_tokens"] = call.usage.prompt_tokens
                 attrs["gen_ai.usage.output_tokens"] = call.usage.completion_tokens
+        ids.span_id = att.span_id  # the id the upstream was sent (0: a random one)
         s = tracer.start_span(f"{f.operation} {att.model}", context=ctx, kind=SpanKind.CLIENT,
                               start_time=began, attributes=attrs)  # fmt: skip
         if att.outcome != "ok":

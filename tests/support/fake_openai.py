@@ -44,6 +44,7 @@ class FakeOpenAI:
     api_key: str | None = None
     script: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    traceparents: list[str | None] = field(default_factory=list)  # each request's header
     url: str = ""
 
     def start(self) -> "FakeOpenAI":
@@ -78,6 +79,7 @@ class FakeOpenAI:
     def reset(self) -> None:
         self.script = Script()
         self.requests.clear()
+        self.traceparents.clear()
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -96,6 +98,7 @@ class FakeOpenAI:
             )
         body = await request.json()
         self.requests.append(body)
+        self.traceparents.append(request.headers.get("traceparent"))
         s = self.script
         if s.delay_s:
             await asyncio.sleep(s.delay_s)

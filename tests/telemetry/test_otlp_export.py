@@ -61,6 +61,18 @@ class Received:
                              f"{[n for n, _ in self.spans]} {sorted(self.metrics)}")  # fmt: skip
 
 
+    def wait_trace(self, trace_id: str, n: int, timeout_s: float = 20) -> dict[str, Any]:
+        """{span name: attributes} of the `n` spans of one trace."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.lock:
+                found = {name: a for name, a in self.spans if a["_trace_id"] == trace_id}
+            if len(found) >= n:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"not received: {n} spans of trace {trace_id}")
+
+
 def _value(v: Any) -> Any:
     kind = v.WhichOneof("value")
     if kind == "array_value":
@@ -139,13 +151,20 @@ def test_spans_and_metrics_reach_a_collector(
     keys = write_policies(tmp_path)
     caller = {"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"}
     with _gateway(fake_openai, tmp_path, {"endpoint": endpoint, "protocol": protocol}) as gw:
-        r = chat(gw.url, keys["research"], "auto", headers=caller)
+        r = chat(gw.url, keys["research"], "auto")
         assert r.status_code == 200
         attrs = got.wait("chat auto", "gen_ai.client.token.usage")
-        attempt = got.wait("chat small-a", "gen_ai.client.token.usage")
-    # the gateway's spans continue the caller's trace, under the caller's span
-    assert attrs["_trace_id"] == attempt["_trace_id"] == TRACE_ID
-    assert attrs["_parent_id"] == CALLER_SPAN and attempt["_parent_id"] == attrs["_span_id"]
+        fake_openai.script.fail_next = 1  # two attempts: small-a's 500, then another model
+        assert chat(gw.url, keys["research"], "auto", headers=caller).status_code == 200
+        traced = got.wait_trace(TRACE_ID, 3)
+    # the gateway's spans continue the caller's trace, under the caller's span ...
+    request = traced.pop("chat auto")
+    assert request["_parent_id"] == CALLER_SPAN and len(traced) == 2
+    assert {a["_parent_id"] for a in traced.values()} == {request["_span_id"]}
+    # ... and each upstream attempt was told its own span, so an upstream's spans nest under it
+    sent = [f"00-{TRACE_ID}-{a['_span_id']}-01" for a in traced.values()]
+    assert sorted(fake_openai.traceparents[-2:]) == sorted(sent)
+    assert attrs["_parent_id"] == "" and attrs["_trace_id"] != TRACE_ID  # a trace of its own
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.response.model"] == "small-a"
     assert attrs["gen_ai.usage.input_tokens"] == 5

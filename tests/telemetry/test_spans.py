@@ -154,13 +154,13 @@ def test_trace_sampling_keeps_a_share_of_requests_and_every_metric() -> None:
 
 
 def test_traceparent_parsing_follows_the_w3c_rules() -> None:
-    from gateway.telemetry.tracecontext import TraceParent, parse_traceparent
+    from gateway.telemetry.tracecontext import Trace, parse_traceparent
 
     good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    assert parse_traceparent(good) == TraceParent(
+    assert parse_traceparent(good) == Trace(
         0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True
     )
-    assert parse_traceparent(good[:-2] + "00") == TraceParent(
+    assert parse_traceparent(good[:-2] + "00") == Trace(
         0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False
     )
     # a later version may append fields; version 00 may not
@@ -174,15 +174,15 @@ def test_traceparent_parsing_follows_the_w3c_rules() -> None:
 
 
 def test_spans_continue_the_callers_trace_and_follow_its_sampling() -> None:
-    from gateway.telemetry.tracecontext import TraceParent
+    from gateway.telemetry.tracecontext import Trace
 
     spans = InMemorySpanExporter()
     telemetry = {"otlp": {"trace_sample_ratio": 0.0}}  # the caller's flag wins over the ratio
     settings = Settings(**config("http://127.0.0.1:9/v1", telemetry=telemetry))
     t = Telemetry.start(settings, span_exporter=spans)
     sampled, not_sampled = a_call(), a_call()
-    sampled.trace_parent = TraceParent(0xABC, 0x123, True)
-    not_sampled.trace_parent = TraceParent(0xDEF, 0x456, False)
+    sampled.trace = Trace(0xABC, 0x123, True)
+    not_sampled.trace = Trace(0xDEF, 0x456, False)
     for call in (sampled, not_sampled, a_call()):
         t.record(call)
     assert t.tracer_provider is not None
@@ -195,3 +195,29 @@ def test_spans_continue_the_callers_trace_and_follow_its_sampling() -> None:
     assert all(s.parent is not None and s.parent.span_id == req.context.span_id
                for s in got if s is not req)  # fmt: skip
     t.tracer_provider.shutdown()
+
+
+def test_spans_use_the_ids_sent_upstream() -> None:
+    """A request without a caller's trace keeps the trace id chosen when it arrived, and each
+    attempt's span has the id its upstream was told in `traceparent`."""
+    from gateway.telemetry.tracecontext import Trace, start_trace, traceparent
+
+    spans = InMemorySpanExporter()
+    t = Telemetry.start(Settings(**config("http://127.0.0.1:9/v1")), span_exporter=spans)
+    assert t.trace_for(None) is not None
+    call = a_call()
+    call.trace = start_trace(None, 1.0)
+    call.attempts[0].span_id, call.attempts[1].span_id = 0x111, 0x222
+    t.record(call)
+    assert t.tracer_provider is not None
+    t.tracer_provider.force_flush()
+    got = {s.name: s for s in spans.get_finished_spans()}
+    assert {s.context.trace_id for s in got.values() if s.context} == {call.trace.trace_id}
+    assert got["chat auto"].parent is None
+    ok = got["chat small-a"].context
+    assert ok is not None and ok.span_id == 0x222
+    assert traceparent(call.trace, 0x222) == f"00-{call.trace.trace_id:032x}-{0x222:016x}-01"
+    assert traceparent(Trace(1, None, False), 2).endswith("-00")
+    t.tracer_provider.shutdown()
+    off = Telemetry.start(Settings(**config("http://127.0.0.1:9/v1", telemetry={"enabled": False})))
+    assert off.trace_for("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") is None
