@@ -26,7 +26,7 @@ def _log(call: Call) -> None:
     log.info(
         "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
         "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s cost_usd=%s "
-        "savings_usd=%s attempts=%s ms=%.1f",
+        "savings_usd=%s attempts=%s ms=%.1f trace_id=%s",
         call.request_id, call.principal.team, call.principal.key_id or "-", call.endpoint.value,
         (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
         call.outcome, call.cache, u.prompt_tokens if u else "-",
@@ -36,4 +36,6 @@ def _log(call: Call) -> None:
         # every upstream attempt with its outcome, e.g. small-a#1:UpstreamError,large-a#1:ok
         ",".join(f"{a.model}#{a.number}:{a.outcome}" for a in call.attempts) or "-",
         call.elapsed_ms(),
+        # the trace of this request's spans when it was sampled (telemetry/tracecontext.py)
+        f"{call.trace.trace_id:032x}" if call.trace is not None and call.trace.sampled else "-",
     )  # fmt: skip

@@ -221,3 +221,18 @@ def test_spans_use_the_ids_sent_upstream() -> None:
     t.tracer_provider.shutdown()
     off = Telemetry.start(Settings(**config("http://127.0.0.1:9/v1", telemetry={"enabled": False})))
     assert off.trace_for("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01") is None
+
+
+def test_the_log_line_names_the_trace_of_a_sampled_request(caplog: Any) -> None:
+    from gateway.record import record as record_call
+    from gateway.telemetry.tracecontext import Trace
+
+    caplog.set_level("INFO", logger="frugal.request")
+    traced, unsampled, untraced = a_call(), a_call(), a_call()
+    traced.trace, unsampled.trace = Trace(0xABC, None, True), Trace(0xDEF, None, False)
+    for call in (traced, unsampled, untraced):
+        record_call(call)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")]
+    assert [line.rsplit(" ", 1)[1] for line in lines] == [
+        f"trace_id={0xABC:032x}", "trace_id=-", "trace_id=-"
+    ]
