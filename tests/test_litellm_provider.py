@@ -57,3 +57,18 @@ async def test_errors_are_mapped(upstream: FakeOpenAI) -> None:
     with pytest.raises(UpstreamError) as e:
         await bad.complete(Endpoint.chat, {"messages": MSG})
     assert not e.value.retryable and "sk-wrong-key-value" not in e.value.message
+
+
+async def test_the_attempts_traceparent_reaches_the_upstream(upstream: FakeOpenAI) -> None:
+    from gateway.telemetry.tracecontext import UPSTREAM_TRACEPARENT
+
+    p = _provider(upstream)
+    header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    token = UPSTREAM_TRACEPARENT.set(header)
+    try:
+        await p.complete(Endpoint.chat, {"messages": MSG})
+        _ = [ch async for ch in p.stream(Endpoint.chat, {"messages": MSG})]
+    finally:
+        UPSTREAM_TRACEPARENT.reset(token)
+    await p.complete(Endpoint.chat, {"messages": MSG})  # outside an attempt: no header
+    assert upstream.traceparents[-3:] == [header, header, None]
