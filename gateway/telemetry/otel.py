@@ -1,6 +1,6 @@
-"""The OpenTelemetry side: a meter and a tracer provider of our own (never the global ones), with
-OTLP exporters over HTTP or gRPC. Export runs on the SDK's background threads; a collector that
-is down costs log lines, never a request."""
+"""The OpenTelemetry metrics side: a meter provider of our own (never the global one), with an
+OTLP exporter over HTTP or gRPC, run on the SDK's background thread; a collector that is down
+costs log lines, never a request. Spans do not go through the SDK: see spanwriter.py."""
 
 import logging
 from collections.abc import Sequence
@@ -9,10 +9,6 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Tracer
 
 from gateway.telemetry.instruments import ALL, Spec
 from gateway.telemetry.settings import OtlpSettings, TelemetrySettings
@@ -28,18 +24,6 @@ OTEL_KEY = {
     "gen_ai_token_type": "gen_ai.token.type",
     "error_type": "error.type",
 }
-
-
-def span_exporter(cfg: OtlpSettings) -> SpanExporter:
-    assert cfg.endpoint is not None
-    if cfg.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as G
-
-        return G(endpoint=cfg.endpoint, insecure=cfg.insecure, headers=cfg.headers,
-                 timeout=cfg.timeout_s)  # fmt: skip
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as H
-
-    return H(endpoint=f"{cfg.endpoint}/v1/traces", headers=cfg.headers, timeout=cfg.timeout_s)
 
 
 def metric_reader(cfg: OtlpSettings) -> MetricReader:
@@ -65,37 +49,6 @@ def metric_reader(cfg: OtlpSettings) -> MetricReader:
 
 def resource(cfg: TelemetrySettings) -> Resource:
     return Resource.create({"service.name": cfg.service_name})
-
-
-def tracer_provider(
-    cfg: TelemetrySettings, exporter: SpanExporter, ids: RandomIdGenerator | None = None
-) -> TracerProvider:
-    provider = TracerProvider(resource=resource(cfg), id_generator=ids)
-    timeout_ms = cfg.otlp.timeout_s * 1000
-    batch = BatchSpanProcessor(exporter, max_queue_size=4096, export_timeout_millis=timeout_ms)
-    provider.add_span_processor(batch)
-    return provider
-
-
-class PresetIds(RandomIdGenerator):
-    """Random ids, except the next trace or span id when spans.py chose it beforehand (it sets
-    `trace_id` / `span_id` right before starting the span; used once, then random again)."""
-
-    def __init__(self) -> None:
-        self.trace_id = 0
-        self.span_id = 0
-
-    def generate_trace_id(self) -> int:
-        preset, self.trace_id = self.trace_id, 0
-        return preset or super().generate_trace_id()
-
-    def generate_span_id(self) -> int:
-        preset, self.span_id = self.span_id, 0
-        return preset or super().generate_span_id()
-
-
-def tracer_of(provider: TracerProvider) -> Tracer:
-    return provider.get_tracer(SCOPE)
 
 
 class OtelSink:

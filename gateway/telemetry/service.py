@@ -12,9 +12,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics.export import MetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import Tracer
 
 from gateway.call import Call
 from gateway.config import Settings
@@ -24,6 +21,7 @@ from gateway.telemetry.instruments import Sink, emit, zero_series
 from gateway.telemetry.prom import PromSink
 from gateway.telemetry.settings import TelemetrySettings
 from gateway.telemetry.spans import emit_spans
+from gateway.telemetry.spanwriter import Send, SpanWriter, sender
 from gateway.telemetry.tracecontext import Trace, start_trace
 
 if TYPE_CHECKING:
@@ -39,16 +37,14 @@ class Telemetry:
         self.catalog = catalog
         self.prom: PromSink | None = None
         self.otel_metrics: otel.OtelSink | None = None
-        self.tracer_provider: TracerProvider | None = None
-        self.tracer: Tracer | None = None
-        self.ids = otel.PresetIds()  # span ids chosen before the spans are written
+        self.spans: SpanWriter | None = None
         self.sinks: list[Sink] = []
         self.failures = 0
 
     @classmethod
     def start(
         cls, settings: Settings, *, teams: Iterable[str] = (),
-        span_exporter: SpanExporter | None = None, metric_reader: MetricReader | None = None,
+        span_sender: Send | None = None, metric_reader: MetricReader | None = None,
     ) -> "Telemetry":  # fmt: skip
         """Build the sinks `settings.telemetry` asks for, with the counters of `teams` at 0.
         The exporter arguments replace the OTLP exporters (tests use in-memory ones)."""
@@ -65,11 +61,11 @@ class Telemetry:
         if metric_reader is not None:
             t.otel_metrics = otel.OtelSink(cfg, metric_reader)
             t.sinks.append(t.otel_metrics)
-        if span_exporter is None and otlp and cfg.otlp.traces:
-            span_exporter = otel.span_exporter(cfg.otlp)
-        if span_exporter is not None:
-            t.tracer_provider = otel.tracer_provider(cfg, span_exporter, t.ids)
-            t.tracer = otel.tracer_of(t.tracer_provider)
+        if span_sender is None and otlp and cfg.otlp.traces:
+            span_sender = sender(cfg.otlp)
+        if span_sender is not None:
+            resource = otel.resource(cfg).attributes
+            t.spans = SpanWriter(span_sender, resource, otel.SCOPE)
         if t.prom is not None:
             for spec, labels in zero_series(t.catalog, teams):
                 t.prom.add(spec, 0, labels)
@@ -77,14 +73,14 @@ class Telemetry:
 
     def record(self, call: Call) -> None:
         """Never raises: telemetry must not change a request's outcome."""
-        if not self.sinks and self.tracer is None:
+        if not self.sinks and self.spans is None:
             return
         try:
             f = facts_of(call, self.catalog)
             for sink in self.sinks:
                 emit(f, sink)
-            if self.tracer is not None and self._sampled(call):
-                emit_spans(self.tracer, self.ids, call, f, self.catalog, self.cfg.capture_content)
+            if self.spans is not None and self._sampled(call):
+                self.spans.add(emit_spans(call, f, self.catalog, self.cfg.capture_content))
         except Exception:
             self.failures += 1
             if self.failures == 1 or self.failures % 1000 == 0:  # no log storm on the hot path
@@ -93,7 +89,7 @@ class Telemetry:
 
     def trace_for(self, header: str | None) -> Trace | None:
         """A request's trace when tracing is on: the caller's (`traceparent`), or a new one."""
-        if self.tracer is None:
+        if self.spans is None:
             return None
         return start_trace(header, self.cfg.otlp.trace_sample_ratio)
 
@@ -119,20 +115,17 @@ class Telemetry:
 
     def _shutdown(self) -> None:
         timeout = self.cfg.otlp.timeout_s
-        for name, stop in (("metrics", self.otel_metrics), ("traces", self.tracer_provider)):
+        for name, stop in (("metrics", self.otel_metrics), ("traces", self.spans)):
             if stop is None:
                 continue
             try:
-                if isinstance(stop, TracerProvider):
-                    stop.shutdown()
-                else:
-                    stop.shutdown(timeout)
+                stop.shutdown(timeout)
             except Exception:
                 log.warning("telemetry %s shutdown failed", name, exc_info=True)
 
     async def close(self) -> None:
         """Flush and stop the exporters, waiting at most a little over their timeout."""
-        if self.otel_metrics is None and self.tracer_provider is None:
+        if self.otel_metrics is None and self.spans is None:
             return
         try:
             await asyncio.wait_for(asyncio.to_thread(self._shutdown),

@@ -23,9 +23,9 @@ class OtlpSettings(_Strict):
     insecure: bool = True  # gRPC without TLS (a collector beside the gateway)
     timeout_s: float = Field(default=5.0, gt=0, le=60)
     export_interval_s: float = Field(default=15.0, ge=1)
-    # Share of requests whose spans are exported. Every request is traced by default; encoding
-    # and exporting two spans costs about 0.3 ms of CPU per request in the OpenTelemetry SDK,
-    # so busy gateways sample (e.g. 0.1). Metrics always count every request.
+    # Share of requests whose spans are exported. Every request is traced by default; building
+    # and exporting a request's spans costs about 0.1 ms of CPU (spanwriter.py), so very busy
+    # gateways may sample (e.g. 0.1). Metrics always count every request.
     trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     @field_validator("endpoint")

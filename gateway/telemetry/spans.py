@@ -1,28 +1,20 @@
-"""One span per request (SERVER) and one per upstream attempt (CLIENT), written when the request
-is recorded, with their real start and end times. GenAI attributes follow the OpenTelemetry
-conventions; `frugal.*` attributes carry what the conventions do not name. Prompt and
-completion text only with `telemetry.capture_content: true`."""
+"""One span per request (SERVER) and one per upstream attempt (CLIENT), made when the request
+is recorded, with their real start and end times, for the span writer (spanwriter.py). GenAI
+attributes follow the OpenTelemetry conventions; `frugal.*` attributes carry what the
+conventions do not name. Prompt and completion text only with `telemetry.capture_content: true`.
+"""
 
+import random
 import time
 from typing import Any
 
 import orjson
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    Tracer,
-)
 
 from gateway.call import Call
 from gateway.pricing import usd
 from gateway.telemetry.facts import Catalog, Facts
-from gateway.telemetry.otel import PresetIds
+from gateway.telemetry.spanwriter import SpanData
+from gateway.telemetry.tracecontext import new_span_id
 
 REQUEST_PARAMS = {
     "max_tokens": "gen_ai.request.max_tokens",
@@ -112,31 +104,18 @@ def request_attributes(call: Call, f: Facts, capture: bool) -> dict[str, Any]:
     return a
 
 
-def _caller(call: Call, ids: PresetIds) -> Context | None:
-    """The request span's parent: the caller's span when it sent a `traceparent`; otherwise
-    none, in the trace id already chosen (and told to upstreams) when the request arrived."""
-    t = call.trace
-    if t is None:
-        return None
-    if t.parent_id is None:
-        ids.trace_id = t.trace_id
-        return None
-    flags = TraceFlags(TraceFlags.SAMPLED if t.sampled else TraceFlags.DEFAULT)
-    remote = SpanContext(t.trace_id, t.parent_id, is_remote=True, trace_flags=flags)
-    return trace.set_span_in_context(NonRecordingSpan(remote))
-
-
-def emit_spans(
-    tracer: Tracer, ids: PresetIds, call: Call, f: Facts, catalog: Catalog, capture: bool
-) -> None:
+def emit_spans(call: Call, f: Facts, catalog: Catalog, capture: bool) -> list[SpanData]:
+    """The request's span and one per upstream attempt, in the trace chosen on arrival (the
+    caller's, when it sent a `traceparent`), attempts with the span ids their upstreams were
+    sent."""
     end_ns = time.time_ns()
     start_ns = end_ns - int(f.duration_s * 1e9)
-    name = f"{f.operation} {f.request_model}"
-    span = tracer.start_span(name, _caller(call, ids), SpanKind.SERVER, start_time=start_ns,
-                             attributes=request_attributes(call, f, capture))  # fmt: skip
-    if f.error_type:
-        span.set_status(Status(StatusCode.ERROR, f.error_type))
-    ctx = trace.set_span_in_context(span)
+    t = call.trace
+    trace_id = t.trace_id if t is not None else random.getrandbits(128) or 1
+    request_id = new_span_id()
+    spans = [SpanData(f"{f.operation} {f.request_model}", True, trace_id, request_id,
+                      (t.parent_id or 0) if t is not None else 0, start_ns, end_ns,
+                      request_attributes(call, f, capture), f.error_type or None)]  # fmt: skip
     last = len(call.attempts) - 1
     for i, att in enumerate(call.attempts):
         offset_s = max(0.0, att.started - call.started) if att.started else 0.0
@@ -153,11 +132,10 @@ def emit_spans(
             if call.usage is not None:
                 attrs["gen_ai.usage.input_tokens"] = call.usage.prompt_tokens
                 attrs["gen_ai.usage.output_tokens"] = call.usage.completion_tokens
-        ids.span_id = att.span_id  # the id the upstream was sent (0: a random one)
-        s = tracer.start_span(f"{f.operation} {att.model}", context=ctx, kind=SpanKind.CLIENT,
-                              start_time=began, attributes=attrs)  # fmt: skip
+        error = None
         if att.outcome != "ok":
-            s.set_attribute("error.type", att.outcome)
-            s.set_status(Status(StatusCode.ERROR, att.outcome))
-        s.end(end_time=began + int(att.ms * 1e6))
-    span.end(end_time=end_ns)
+            attrs["error.type"] = error = att.outcome
+        spans.append(SpanData(f"{f.operation} {att.model}", False, trace_id,
+                              att.span_id or new_span_id(), request_id, began,
+                              began + int(att.ms * 1e6), attrs, error))  # fmt: skip
+    return spans

@@ -4,7 +4,7 @@ naming that attempt's span, so an instrumented upstream (vLLM, a model service) 
 same trace.
 
 Spans are written once the request is finished (spans.py), so the ids an upstream is told are
-chosen here first and handed to the SDK when the spans are written (`otel.PresetIds`)."""
+chosen here first, when the request arrives."""
 
 import random
 from contextvars import ContextVar

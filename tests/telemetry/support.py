@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,56 @@ def serve(config_path: Path, workers: int, env: dict[str, str]) -> tuple[Process
 
 
 __all__ = ["ROOT"]
+
+
+@dataclass(frozen=True)
+class SpanView:
+    """One exported span, decoded from the OTLP request the span writer sent."""
+
+    name: str
+    server: bool
+    trace_id: int
+    span_id: int
+    parent_id: int  # 0: none
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    error: str | None  # the status description when the status is ERROR
+    resource: dict[str, Any]
+
+
+def _decoded(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_decoded(x) for x in v.array_value.values)
+    return getattr(v, kind)
+
+
+class MemorySpans:
+    """A span sender (`Telemetry.start(span_sender=...)`) that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def __call__(self, request: Any) -> None:
+        self.requests.append(request)
+
+    def spans(self) -> list[SpanView]:
+        from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+        out = []
+        for req in self.requests:
+            for rs in req.resource_spans:
+                resource = {kv.key: _decoded(kv.value) for kv in rs.resource.attributes}
+                for ss in rs.scope_spans:
+                    for s in ss.spans:
+                        failed = s.status.code == Status.STATUS_CODE_ERROR
+                        error = s.status.message if failed else None
+                        out.append(SpanView(
+                            s.name, s.kind == Span.SPAN_KIND_SERVER,
+                            int.from_bytes(s.trace_id, "big"), int.from_bytes(s.span_id, "big"),
+                            int.from_bytes(s.parent_span_id, "big"),
+                            s.start_time_unix_nano, s.end_time_unix_nano,
+                            {kv.key: _decoded(kv.value) for kv in s.attributes}, error, resource,
+                        ))  # fmt: skip
+        return out

@@ -16,7 +16,6 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as mpb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as mgrpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as tpb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tgrpc
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from gateway.config import Settings
 from gateway.telemetry import instruments
@@ -190,12 +189,8 @@ def test_a_collector_that_is_down_changes_nothing(
             assert time.perf_counter() - t0 < 5  # no request waits for the exporter
 
 
-class Exploding(SpanExporter):
-    def export(self, spans: Any) -> SpanExportResult:
-        raise RuntimeError("exporter bug")
-
-    def shutdown(self) -> None:
-        pass
+def exploding(request: Any) -> None:
+    raise RuntimeError("exporter bug")
 
 
 def test_an_exporter_or_sink_that_raises_changes_nothing(
@@ -209,7 +204,7 @@ def test_an_exporter_or_sink_that_raises_changes_nothing(
     start = Telemetry.start
 
     def exploding_start(settings: Settings, **kw: Any) -> Telemetry:
-        return start(settings, **kw, span_exporter=Exploding())
+        return start(settings, **kw, span_sender=exploding)
 
     def broken_emit(*args: Any) -> None:
         raise ValueError("a bug in a sink")
@@ -226,20 +221,47 @@ def test_an_exporter_or_sink_that_raises_changes_nothing(
 def test_recording_many_requests_exports_every_span() -> None:
     """What recording costs is measured by bench/gateway_bench.py (traced vs 10% traced);
     here: a burst of requests loses no span and counts no failure."""
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     from gateway.telemetry.service import Telemetry
+    from tests.telemetry.support import MemorySpans
     from tests.telemetry.test_spans import a_call
 
     settings = Settings(**config("http://127.0.0.1:9/v1"))
-    exporter = InMemorySpanExporter()
-    t = Telemetry.start(settings, span_exporter=exporter, teams=["research"])
-    for _ in range(1000):  # 3 spans each, within the batch queue
+    sink = MemorySpans()
+    t = Telemetry.start(settings, span_sender=sink, teams=["research"])
+    for _ in range(1000):  # 3 spans each, within the queue
         t.record(a_call())
-    assert t.failures == 0
-    assert t.tracer_provider is not None
-    t.tracer_provider.force_flush()
-    spans = exporter.get_finished_spans()
-    assert len(spans) == 3000
-    assert len({s.context.trace_id for s in spans if s.context is not None}) == 1000
-    t.tracer_provider.shutdown()
+    assert t.failures == 0 and t.spans is not None
+    assert t.spans.flush(10)
+    spans = sink.spans()
+    assert len(spans) == 3000 and t.spans.dropped == 0
+    assert len({s.trace_id for s in spans}) == 1000
+    assert all(len(r.resource_spans[0].scope_spans[0].spans) <= 512 for r in sink.requests)
+    t.spans.shutdown(5)
+
+
+def test_span_queue_and_export_failures_drop_spans_not_requests() -> None:
+    from gateway.telemetry.spanwriter import SpanData, SpanWriter
+
+    blocked = threading.Event()
+    sent: list[Any] = []
+
+    def slow(request: Any) -> None:
+        blocked.wait(10)  # the collector hangs until released
+        sent.append(request)
+
+    writer = SpanWriter(slow, {"service.name": "t"}, "s", max_queue=10, batch=5, delay_s=0.01)
+    span = SpanData("chat x", True, 1, 2, 0, 0, 1, {"k": "v"})
+    for _ in range(30):
+        writer.add([span])  # never blocks, whatever the collector does
+    assert writer.dropped >= 10
+    blocked.set()
+    assert writer.flush(10)
+    exported = sum(len(r.resource_spans[0].scope_spans[0].spans) for r in sent)
+    assert exported + writer.dropped == 30
+    writer.shutdown(5)
+
+    failing = SpanWriter(exploding, {}, "s", batch=2, delay_s=0.01)
+    failing.add([span, span, span])
+    failing.flush(5)
+    assert failing.failures >= 1 and failing.dropped == 3
+    failing.shutdown(5)
