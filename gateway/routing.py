@@ -4,7 +4,6 @@ A request naming a concrete model goes there (no fallback: the client pinned it)
 naming a route is scored by the route's scorer; score >= threshold picks the route's most
 capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier first."""
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, Shado
 from gateway.errors import ModelNotFound, Unavailable
 from gateway.providers.registry import missing_credential
 from gateway.router import Scorer, load_scorer
+from gateway.router.model_thread import run_model
 
 log = logging.getLogger("frugal.route")
 
@@ -78,7 +78,7 @@ class Router:
         route = self._routes[route_name]
         scorer = self._scorers[route.router]
         if scorer.blocking:
-            score = await asyncio.to_thread(scorer.score, messages, tools)
+            score = await run_model(scorer.score, messages, tools)
         else:
             score = scorer.score(messages, tools)
         usable = self._usable_tiers(route)
@@ -119,7 +119,7 @@ class Router:
         scorer = self._scorers[shadow.router]
         try:
             if scorer.blocking:
-                score = await asyncio.to_thread(scorer.score, messages, tools)
+                score = await run_model(scorer.score, messages, tools)
             else:
                 score = scorer.score(messages, tools)
         except Exception:  # a shadow must never fail the live request

@@ -6,7 +6,6 @@ shared, for purges), the last user turn's text and embedding, and the encoded en
 asks for the nearest document in the same partition (a KNN query pre-filtered by partition);
 the caller applies the threshold and the false-hit guard."""
 
-import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 
 from gateway.cache.settings import SemanticSettings
+from gateway.router.model_thread import run_model
 
 log = logging.getLogger("frugal.cache")
 DOC_PREFIX = "frugal:sem:v1:"
@@ -70,7 +70,7 @@ class SemanticIndex:
 
     async def embed(self, text: str) -> bytes:
         """The text's L2-normalised embedding as float32 bytes (computed off the event loop)."""
-        vec = await asyncio.to_thread(self._embedder.embed, [text])
+        vec = await run_model(self._embedder.embed, [text])
         return np.asarray(vec[0], dtype=np.float32).tobytes()
 
     async def nearest(self, partition: str, vec: bytes) -> Candidate | None:

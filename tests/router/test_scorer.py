@@ -82,3 +82,40 @@ def test_semantic_cache_reuses_the_routers_embedding(learned_scorer) -> None:  #
     assert turn == question
     # the key the cache's default MiniLMEmbedder() looks up: same model, same token limit
     assert _MEMO.get((resolve_model(None, DEFAULT_VARIANT)[1], MAX_TOKENS, turn)) is not None
+
+
+def test_blocking_scorers_run_on_the_model_threads_at_most_runs_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Concurrent decisions run the model at most FRUGAL_ROUTER_RUNS at a time, on the model
+    threads (memory: each ONNX run in flight holds its own activations; model_thread.py)."""
+    import asyncio
+    import time
+
+    from gateway.router import model_thread
+    from gateway.router.model_thread import DEFAULT_RUNS, ENV, run_model, runs_from_env
+
+    seen: list[str] = []
+    running, peak = 0, 0
+    lock = threading.Lock()
+
+    def score() -> float:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            seen.append(threading.current_thread().name)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return 0.5
+
+    async def many() -> list[float]:
+        return await asyncio.gather(*(run_model(score) for _ in range(12)))
+
+    assert asyncio.run(many()) == [0.5] * 12
+    assert peak == DEFAULT_RUNS and all(n.startswith("frugal-model") for n in seen)
+    assert model_thread._POOL._max_workers == DEFAULT_RUNS
+    for raw, runs in (("3", 3), ("0", DEFAULT_RUNS), ("many", DEFAULT_RUNS), ("", DEFAULT_RUNS)):
+        monkeypatch.setenv(ENV, raw)
+        assert runs_from_env() == runs
