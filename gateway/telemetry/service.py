@@ -7,7 +7,6 @@ several workers) and OpenTelemetry exports on its own threads."""
 
 import asyncio
 import logging
-import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -79,8 +78,12 @@ class Telemetry:
             f = facts_of(call, self.catalog)
             for sink in self.sinks:
                 emit(f, sink)
-            if self.spans is not None and self._sampled(call):
-                self.spans.add(emit_spans(call, f, self.catalog, self.cfg.capture_content))
+            if self.spans is not None:
+                # a call that did not come through the front door gets its trace here
+                trace = call.trace or start_trace(None, self.cfg.otlp.trace_sample_ratio)
+                if trace.sampled:  # head sampling, decided when the trace started
+                    spans = emit_spans(call, trace, f, self.catalog, self.cfg.capture_content)
+                    self.spans.add(spans)
         except Exception:
             self.failures += 1
             if self.failures == 1 or self.failures % 1000 == 0:  # no log storm on the hot path
@@ -88,19 +91,12 @@ class Telemetry:
                               call.request_id, self.failures)  # fmt: skip
 
     def trace_for(self, header: str | None) -> Trace | None:
-        """A request's trace when tracing is on: the caller's (`traceparent`), or a new one."""
+        """A request's trace when tracing is on: the caller's (`traceparent`, with its sampling
+        decision), or a new one sampled at `otlp.trace_sample_ratio`. Metrics always count
+        every request."""
         if self.spans is None:
             return None
         return start_trace(header, self.cfg.otlp.trace_sample_ratio)
-
-    def _sampled(self, call: Call) -> bool:
-        """Head sampling of traces, decided when the request arrived (`trace_for`): a caller's
-        `traceparent` decides with its sampled flag; otherwise `otlp.trace_sample_ratio` of
-        requests get spans. Metrics always count every request."""
-        if call.trace is not None:
-            return call.trace.sampled
-        ratio = self.cfg.otlp.trace_sample_ratio
-        return ratio >= 1.0 or random.random() < ratio  # noqa: S311 - sampling, not security
 
     async def metrics_text(self, store: "Store", policies: "Policies") -> bytes:
         """The Prometheus exposition, with budget gauges read from the store now."""

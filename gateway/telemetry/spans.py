@@ -4,7 +4,6 @@ attributes follow the OpenTelemetry conventions; `frugal.*` attributes carry wha
 conventions do not name. Prompt and completion text only with `telemetry.capture_content: true`.
 """
 
-import random
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ from gateway.call import Call
 from gateway.pricing import usd
 from gateway.telemetry.facts import Catalog, Facts
 from gateway.telemetry.spanwriter import SpanData
-from gateway.telemetry.tracecontext import new_span_id
+from gateway.telemetry.tracecontext import Trace, new_span_id
 
 REQUEST_PARAMS = {
     "max_tokens": "gen_ai.request.max_tokens",
@@ -104,17 +103,18 @@ def request_attributes(call: Call, f: Facts, capture: bool) -> dict[str, Any]:
     return a
 
 
-def emit_spans(call: Call, f: Facts, catalog: Catalog, capture: bool) -> list[SpanData]:
-    """The request's span and one per upstream attempt, in the trace chosen on arrival (the
-    caller's, when it sent a `traceparent`), attempts with the span ids their upstreams were
-    sent."""
+def emit_spans(
+    call: Call, trace: Trace, f: Facts, catalog: Catalog, capture: bool
+) -> list[SpanData]:
+    """The request's span and one per upstream attempt, in `trace` (chosen when the request
+    arrived; the caller's when it sent a `traceparent`), attempts with the span ids their
+    upstreams were sent."""
     end_ns = time.time_ns()
     start_ns = end_ns - int(f.duration_s * 1e9)
-    t = call.trace
-    trace_id = t.trace_id if t is not None else random.getrandbits(128) or 1
+    trace_id = trace.trace_id
     request_id = new_span_id()
     spans = [SpanData(f"{f.operation} {f.request_model}", True, trace_id, request_id,
-                      (t.parent_id or 0) if t is not None else 0, start_ns, end_ns,
+                      trace.parent_id or 0, start_ns, end_ns,
                       request_attributes(call, f, capture), f.error_type or None)]  # fmt: skip
     last = len(call.attempts) - 1
     for i, att in enumerate(call.attempts):
