@@ -142,29 +142,25 @@ async def send_sse(
     await send({"type": "http.response.start", "status": 200, "headers": raw})
     relaying = asyncio.current_task()
     assert relaying is not None
-    state = {"done": False, "gone": False}
 
-    async def watch() -> None:
+    async def watch() -> None:  # finishes (rather than being cancelled) only if the client left
         while (await receive())["type"] != "http.disconnect":
             pass
-        if not state["done"]:
-            state["gone"] = True
-            relaying.cancel()
+        relaying.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
         async for chunk in chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        state["done"] = True
+        watcher.cancel()  # before the end of the body, after which `receive` says disconnect
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
-        if not state["gone"]:
-            raise
+        if not watcher.done() or watcher.cancelled():
+            raise  # cancelled by someone else (the server shutting down)
         relaying.uncancel()  # the client left: nothing more to send, nothing to raise
     except OSError:
         pass  # a server that reports a gone client on send (ASGI 2.4) rather than by receive
     finally:
-        state["done"] = True
         watcher.cancel()
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
