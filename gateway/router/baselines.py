@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.router.mixture import GATE_DIMS
+from gateway.router.neighbours import centred_by_set
 from gateway.router.training import Spec, balanced_rows, fit, soft_targets
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
-COMPARED_ONLY = ("knn", "gbm")
 
 
 class Predictor(Protocol):
@@ -55,10 +55,7 @@ def fit_any(
     """`training.fit` for served families, the families above otherwise."""
     if spec.kind == "knn":
         # each set's mean target taken out, as balancing does for the served models
-        target = soft_targets(gain)
-        for name in np.unique(sets if sets is not None else np.zeros(0, np.str_)):
-            rows = sets == name
-            target[rows] -= target[rows].mean()
+        target = centred_by_set(soft_targets(gain), sets)
         return _Neighbours(x[:, :GATE_DIMS], target, int(spec.params.get("k", 100)))
     if spec.kind == "gbm":
         from sklearn.ensemble import HistGradientBoostingClassifier

@@ -55,10 +55,7 @@ class Neighbours:
         mean = emb.mean(axis=0).astype(np.float32)
         _, _, vt = np.linalg.svd(emb - mean, full_matrices=False)
         projection = vt[:DIMS].T.astype(np.float32)
-        values = np.array(gain, dtype=np.float64)
-        for name in np.unique(sets):
-            rows = sets == name
-            values[rows] -= values[rows].mean()
+        values = centred_by_set(gain, sets)
         return cls(mean, projection, _unit((emb - mean) @ projection).astype(np.float16)
                    .astype(np.float32), values.astype(np.float32), k,
                    np.asarray(class_weight, np.float32))  # fmt: skip
@@ -97,6 +94,15 @@ class Neighbours:
                    data["nb_basis"].astype(f32), data["nb_values"].astype(f32),
                    int(data["nb_k"]), data["nb_class_weight"].astype(f32),
                    bool(data.get("nb_hard_gate", False)))  # fmt: skip
+
+
+def centred_by_set(values: F64, sets: npt.NDArray[np.str_] | None) -> F64:
+    """`values` less their own set's mean (a set's base rate is not a prompt's difficulty)."""
+    out = np.array(values, dtype=np.float64)
+    for name in np.unique(sets) if sets is not None else ():
+        rows = sets == name
+        out[rows] -= out[rows].mean()
+    return out
 
 
 def _unit(v: npt.NDArray[np.floating]) -> F32:
