@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from gateway.router.mixture import GATE_DIMS
 from gateway.router.neighbours import centred_by_set
-from gateway.router.training import Spec, balanced_rows, fit, soft_targets
+from gateway.router.training import Spec, fit, soft_targets, weighted_rows
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -60,8 +60,7 @@ def fit_any(
     if spec.kind == "gbm":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
-        w = np.ones(len(x)) if weight is None else weight
-        xx, yy, ww = balanced_rows(x, soft_targets(gain), w * len(w) / w.sum(), sets)
+        xx, yy, ww = weighted_rows(x, gain, weight, sets)
         model = HistGradientBoostingClassifier(
             max_depth=int(spec.params.get("max_depth", 3)),
             learning_rate=float(spec.params.get("learning_rate", 0.05)),

@@ -70,6 +70,14 @@ def balanced_rows(
     return xx[keep], yy[keep], ww[keep]
 
 
+def weighted_rows(
+    x: F32, gain: F64, weight: F64 | None, sets: npt.NDArray[np.str_] | None
+) -> tuple[F32, npt.NDArray[np.int64], F64]:
+    """`balanced_rows` of the soft targets, with the row weights scaled to a mean of 1."""
+    w = np.ones(len(x)) if weight is None else weight
+    return balanced_rows(x, soft_targets(gain), w * len(w) / w.sum(), sets)
+
+
 def fit_dense(
     spec: Spec,
     x: F32,
@@ -91,10 +99,8 @@ def fit_dense(
     scale[~mask] = 1.0
     z = (x - mean) / scale
     z[:, ~mask] = 0.0
-    w = np.ones(len(x)) if weight is None else weight
     balance = sets if spec.params.get("balance", True) else None
-    z32, y = z.astype(np.float32), soft_targets(gain)
-    xx, yy, ww = balanced_rows(z32, y, w * len(w) / w.sum(), balance)
+    xx, yy, ww = weighted_rows(z.astype(np.float32), gain, weight, balance)
     if spec.kind == "logreg":
         lr = LogisticRegression(C=float(spec.params.get("C", 0.1)), max_iter=500)
         lr.fit(xx, yy, sample_weight=ww)
