@@ -72,7 +72,7 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         rt: Runtime = request.app.state.rt
-        authenticate(rt, request.headers.get("authorization"))
+        authenticate(rt, request.headers.get("authorization"), request.scope)
         now = int(time.time())
         data: list[dict[str, Any]] = [
             {"id": name, "object": "model", "created": now, "owned_by": "frugal",

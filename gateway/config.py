@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.cache.settings import CacheSettings
@@ -122,6 +130,11 @@ class ServerConfig(Strict):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     workers: int = Field(default=1, ge=1)
+    # Proxies whose X-Forwarded-For is believed (CIDRs); from any other peer it is ignored.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # Log records waiting for the writer thread; beyond this they are dropped (and counted).
+    log_queue_max: int = Field(default=10_000, ge=100)
+    readyz_cache_s: float = Field(default=10.0, ge=0)  # /readyz reuses an upstream probe this long
 
 
 class AuthConfig(Strict):

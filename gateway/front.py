@@ -65,7 +65,7 @@ class Front:
             try:
                 rt: Runtime = self.app.state.rt
                 body = await read_body(receive, headers.get("content-length"), self.limit)
-                principal = authenticate(rt, headers.get("authorization"))
+                principal = authenticate(rt, headers.get("authorization"), scope)
                 call = Call(rid, principal, endpoint, body)
                 call.trace = rt.telemetry.trace_for(headers.get("traceparent"))
                 reply: pipeline.Reply | StreamReply
