@@ -1,8 +1,9 @@
 """Relay an upstream stream to the client as SSE, and settle it whatever happens.
 
-Usage comes from the upstream's final chunk where it sends one; otherwise it is estimated
-from the text relayed so far. It is settled in `finally`, so a client that disconnects
-mid-stream is charged for what was generated. An upstream that fails after the first chunk
+Usage comes from the last chunk that reports one (upstreams may report on every chunk);
+otherwise it is estimated from the text relayed so far. It is settled once, when the stream
+ends or in `finally`, so a client that disconnects mid-stream is charged for what was
+generated. An upstream that fails after the first chunk
 ends the client's stream with an error event (never a hang, never a retry)."""
 
 import logging
@@ -53,15 +54,27 @@ async def relay(
     count_prompt: Callable[[], int],
     finish: Callable[[Usage], None],
 ) -> AsyncIterator[bytes]:
-    """`finish(usage)` sets the call's usage and cost; it is called exactly once."""
+    """`finish(usage)` sets the call's usage and cost; it is called exactly once, when the
+    stream has ended (or in `finally`), with the last usage the upstream reported. Upstreams
+    may report usage on every chunk (vLLM's `continuous_usage_stats`): each report is the
+    total so far, so only the last one counts."""
     produced: list[str] = []
     reasons: list[str] = []
+    last: Usage | None = None  # the latest usage the upstream reported
+    held: dict[str, Any] | None = None  # a usage-only chunk, sent once we know if it is final
     settled = False
     completed = False
 
-    def done(usage: Usage) -> None:
+    def done() -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
         call.response = _summary(produced, reasons)  # for telemetry (finish reasons, content)
-        finish(usage)
+        if last is not None:
+            finish(last)
+        else:  # charge the input plus what was generated
+            finish(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
 
     try:
         chunk: dict[str, Any] | None = first
@@ -70,23 +83,27 @@ async def relay(
             produced.append(_text(chunk))
             reasons += _finish_reasons(chunk)
             chunk["model"] = call.model
+            if held is not None:  # not the last usage after all: send it as it came
+                yield sse.event(held)
+                held = None
             if reported is not None:
-                done(reported)
-                settled = True
-                if include_usage:
-                    chunk["x_frugal"] = {"cost_usd": usd(call.cost or Decimal(0))}
-                else:
+                last = reported
+                if not chunk.get("choices"):
+                    held = chunk if include_usage else None
+                    chunk = await anext(rest, None)
+                    continue
+                if not include_usage:
                     chunk.pop("usage", None)
-            if chunk.get("choices") or include_usage or reported is None:
-                if call.first_chunk_ms is None:
-                    call.first_chunk_ms = call.elapsed_ms()  # time to first chunk
-                yield sse.event(chunk)
+            if call.first_chunk_ms is None:
+                call.first_chunk_ms = call.elapsed_ms()  # time to first chunk
+            yield sse.event(chunk)
             chunk = await anext(rest, None)
-        if not settled:
-            done(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
-            settled = True
-            if include_usage and call.usage is not None:
-                yield sse.event(_usage_chunk(call, call.usage))
+        done()
+        if include_usage and call.usage is not None:
+            final = held if held is not None else _usage_chunk(call, call.usage)
+            final["x_frugal"] = _frugal(call)
+            held = None
+            yield sse.event(final)
         completed = True
         yield sse.DONE
     except UpstreamError as e:
@@ -97,9 +114,7 @@ async def relay(
     finally:
         if not completed and call.outcome == "ok":
             call.outcome = "client_disconnected"
-        if not settled:
-            # Charge the input plus what was generated before the stream ended.
-            done(Usage(count_prompt(), tokens.count_text("".join(produced)), estimated=True))
+        done()  # a no-op when the stream already settled
         aclose = getattr(rest, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -119,7 +134,16 @@ def _summary(produced: list[str], reasons: list[str]) -> dict[str, Any]:
     return {"choices": choices}
 
 
+def _frugal(call: Call) -> dict[str, Any]:
+    out: dict[str, Any] = {"cost_usd": usd(call.cost or Decimal(0))}
+    if call.usage is not None and call.usage.estimated:
+        out["estimated_usage"] = True
+    return out
+
+
 def _usage_chunk(call: Call, usage: Usage) -> dict[str, Any]:
+    """A final usage chunk where the upstream sent none of its own (estimated, or reported only
+    alongside choices)."""
     return {
         "id": f"chatcmpl-{call.request_id}",
         "object": "chat.completion.chunk",
@@ -127,5 +151,4 @@ def _usage_chunk(call: Call, usage: Usage) -> dict[str, Any]:
         "model": call.model,
         "choices": [],
         "usage": usage.as_openai(),
-        "x_frugal": {"cost_usd": usd(call.cost or Decimal(0)), "estimated_usage": True},
     }

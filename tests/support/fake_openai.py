@@ -37,6 +37,11 @@ class Script:
     usage: bool = True
     chunk_delay_s: float = 0.0
     completion_tokens: int = len(WORDS)
+    # vLLM's `continuous_usage_stats`: every chunk carries the usage so far (cumulative).
+    usage_every_chunk: bool = False
+    # Merged into every usage object sent (e.g. prompt_tokens_details with cached_tokens).
+    usage_extra: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens: int | None = None  # report this many prompt tokens instead of counting
 
 
 @dataclass
@@ -136,7 +141,7 @@ class FakeOpenAI:
                          "logprobs": None} for i in range(n)],
         }  # fmt: skip
         if self.script.usage:
-            resp["usage"] = _usage(prompt, self.script.completion_tokens * n)
+            resp["usage"] = self._usage(prompt, self.script.completion_tokens * n)
         return web.json_response(resp)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
@@ -175,6 +180,13 @@ class FakeOpenAI:
             }
         )
 
+    def _usage(self, prompt: int, completion: int) -> dict[str, Any]:
+        s = self.script
+        out: dict[str, Any] = _usage(s.prompt_tokens if s.prompt_tokens is not None else prompt,
+                                     completion)  # fmt: skip
+        out.update(s.usage_extra)
+        return out
+
     async def _stream(
         self, request: web.Request, body: dict[str, Any], prompt: int, chat: bool
     ) -> web.StreamResponse:
@@ -188,14 +200,16 @@ class FakeOpenAI:
         if chat:
             chunks.append({**base, "choices": [{"index": 0, "delta": {"role": "assistant",
                            "content": ""}, "finish_reason": None}]})  # fmt: skip
-        for w in words:
+        for i, w in enumerate(words):
             choice = {"index": 0, "delta": {"content": w}} if chat else {"index": 0, "text": w}
             chunks.append({**base, "choices": [{**choice, "finish_reason": None}]})
+            if s.usage_every_chunk:
+                chunks[-1]["usage"] = self._usage(prompt, i + 1)
         last = {"index": 0, "delta": {}} if chat else {"index": 0, "text": ""}
         chunks.append({**base, "choices": [{**last, "finish_reason": "stop"}]})
         opts = body.get("stream_options") or {}
         if s.usage and opts.get("include_usage"):
-            chunks.append({**base, "choices": [], "usage": _usage(prompt, len(words))})
+            chunks.append({**base, "choices": [], "usage": self._usage(prompt, len(words))})
         for i, c in enumerate(chunks):
             if s.drop_after_chunks is not None and i >= s.drop_after_chunks:
                 request.transport.close()  # type: ignore[union-attr]
