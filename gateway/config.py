@@ -35,6 +35,9 @@ class Tier(StrEnum):
     large = "large"
 
 
+# A request's upstream calls end this long before its budget hold expires (resilience.py).
+HOLD_MARGIN_S = 60.0
+
 TIER_ORDER = {Tier.small: 0, Tier.medium: 1, Tier.large: 2}
 
 
@@ -50,6 +53,18 @@ class Price(Strict):
 class Timeouts(Strict):
     connect_s: float = Field(default=5.0, gt=0)
     read_s: float = Field(default=120.0, gt=0)
+    # One attempt, connect to last byte (streams included); must stay below the budget hold
+    # (budget.reservation_ttl_s - 60 s, checked at start-up).
+    total_s: float = Field(default=600.0, gt=0)
+
+
+class UpstreamLimits(Strict):
+    """What one upstream response may hold (gateway/providers/http1.py enforces them)."""
+
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # a body, streams too
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    max_sse_line_bytes: int = Field(default=1024 * 1024, ge=1024)  # one line of a stream
 
 
 class LocalServer(Strict):
@@ -76,13 +91,27 @@ class ModelConfig(Strict):
     timeouts: Timeouts = Timeouts()
     max_output_tokens: int = Field(default=4096, ge=1)
     local: LocalServer | None = None
+    limits: UpstreamLimits = UpstreamLimits()
+    # TLS to the upstream (provider openai): PEM files. ca_bundle replaces the system's CAs;
+    # client_cert (+ client_key unless in the same file) is presented for mTLS.
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if v is not None and any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in v):
+            raise ValueError("must not contain spaces or control characters (CR, LF, ...)")
         return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _client_key_needs_cert(self) -> "ModelConfig":
+        if self.client_key and not self.client_cert:
+            raise ValueError("client_key needs client_cert (the certificate it belongs to)")
+        return self
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> "ModelConfig":
@@ -213,6 +242,13 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"route {name!r} lists tiers {missing} but no chat model has them; "
                     "add a model with that tier or remove the tier from the route"
+                )
+        for name, m in self.models.items():  # the budget hold must outlive an attempt
+            if m.timeouts.total_s + HOLD_MARGIN_S > self.budget.reservation_ttl_s:
+                raise ValueError(
+                    f"models.{name}.timeouts.total_s ({m.timeouts.total_s:g} s) must be at "
+                    f"least {HOLD_MARGIN_S:g} s below budget.reservation_ttl_s "
+                    f"({self.budget.reservation_ttl_s:g} s); lower one or raise the other"
                 )
         return self
 

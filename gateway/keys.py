@@ -56,6 +56,9 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def teams(self) -> set[str]:
+        return {e.team for e in self._by_id.values()}
+
     def verify(self, key: str) -> Principal | None:
         entry = self._by_id.get(key_id_of(key) or "")
         if entry is None:
@@ -74,6 +77,12 @@ def load_keys(policies_dir: Path) -> KeyRing:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         parsed = KeysFile.model_validate(data)
+    except OSError as e:
+        raise ConfigError(f"cannot read keys file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"keys file {path} is not UTF-8 (byte {e.start}); fix: save it as UTF-8"
+        ) from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
     except ValidationError as e:

@@ -24,11 +24,12 @@ from tests.conftest import model_cfg
 from tests.support.servers import free_port
 
 REMOTE = "203.0.113.7"
+FREE = {"input_per_mtok": "0", "output_per_mtok": "0"}
 
 
 def _settings(policies: Path, **server: Any) -> Settings:
     return Settings(
-        models={"m": model_cfg("http://127.0.0.1:9/v1", "m")},
+        models={"m": model_cfg("http://127.0.0.1:9/v1", "m", price=FREE)},
         policies_dir=policies,
         auth={"anonymous_team": "anon"},
         server=server,
