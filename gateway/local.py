@@ -149,9 +149,10 @@ class LocalServers:
                     )
                     try:
                         self._spawn(binary, name, self._specs[name], 120.0)
-                    except LocalModelError as e:
+                    except Exception as e:  # e.g. OSError from Popen: retried next round
                         if not self._stop.is_set():
-                            log.error("local model %s failed to restart: %s", name, e)
+                            log.error("local model %s failed to restart (%s: %s); retrying",
+                                      name, type(e).__name__, e)  # fmt: skip
 
     def stop(self) -> None:
         self._stop.set()
