@@ -20,6 +20,8 @@ class Call:
     principal: Principal
     endpoint: Endpoint
     body: dict[str, Any]
+    # The API the client spoke when a translator (gateway/apis/) bridged it onto `endpoint`.
+    api: Endpoint | None = None
     started: float = field(default_factory=time.perf_counter)
     decision: Decision | None = None
     model: str | None = None

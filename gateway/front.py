@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway import pipeline
+from gateway.apis import bridge
 from gateway.auth import authenticate
 from gateway.cache.controls import directives as cache_directives
 from gateway.call import Call
@@ -33,6 +34,7 @@ HOT = {
     "/v1/chat/completions": Endpoint.chat,
     "/v1/completions": Endpoint.completions,
     "/v1/embeddings": Endpoint.embeddings,
+    **bridge.PATHS,  # Anthropic Messages, OpenAI Responses: translated at the edge
 }
 JSON = (b"content-type", b"application/json")
 SSE = (b"content-type", b"text/event-stream; charset=utf-8")
@@ -65,12 +67,15 @@ class Front:
             try:
                 rt: Runtime = self.app.state.rt
                 body = await read_body(receive, headers.get("content-length"), self.limit)
-                principal = authenticate(rt, headers.get("authorization"), scope)
+                principal = authenticate(rt, bridge.authorization(headers), scope)
                 call = Call(rid, principal, endpoint, body)
                 call.trace = rt.telemetry.trace_for(headers.get("traceparent"))
                 reply: pipeline.Reply | StreamReply
                 if endpoint is Endpoint.embeddings:
                     reply = await pipeline.embed(rt, call, validate(EmbeddingRequest, body))
+                elif endpoint in bridge.BRIDGED:
+                    call.cache_read, call.cache_write = cache_directives(headers)
+                    reply = await bridge.serve(rt, call)
                 else:
                     req: ChatRequest | CompletionRequest
                     if endpoint is Endpoint.chat:
@@ -85,14 +90,16 @@ class Front:
                     out.update(call.headers())
                     call.outcome = type(exc).__name__
                     record(call)
-                await send_json(send, exc.status, exc.body(), out, rid)
+                error = bridge.error_body(endpoint, exc.status, exc.body())
+                await send_json(send, exc.status, error, out, rid)
                 return
             except Exception:
                 log.exception("internal error request_id=%s", rid)
                 if call is not None:
                     call.outcome = "internal_error"
                     record(call)
-                await send_json(send, 500, internal_error_body(rid), {}, rid)
+                error = bridge.error_body(endpoint, 500, internal_error_body(rid))
+                await send_json(send, 500, error, {}, rid)
                 return
             if isinstance(reply, StreamReply):
                 out = {"x-request-id": rid, **reply.headers, "cache-control": "no-cache"}

@@ -133,7 +133,8 @@ async def _escalate(
     """Record the small call as it was (costed), then answer from the route's large tier."""
     small.outcome = f"cascade_escalated:{reason}"
     record(small)
-    call = Call(small.request_id, small.principal, small.endpoint, small.body, decision=decision)
+    call = Call(small.request_id, small.principal, small.endpoint, small.body, small.api,
+                decision=decision)
     call.trace = small.trace
     held = await rt.budget.enforcer.reserve(call, admission)
     body = await _complete(rt, call, req, held)

@@ -27,7 +27,8 @@ def _log(call: Call) -> None:
         "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
         "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s cost_usd=%s "
         "savings_usd=%s attempts=%s ms=%.1f trace_id=%s",
-        call.request_id, call.principal.team, call.principal.key_id or "-", call.endpoint.value,
+        call.request_id, call.principal.team, call.principal.key_id or "-",
+        (call.api or call.endpoint).value,  # the client's API (a bridged one: messages, ...)
         (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
         call.outcome, call.cache, u.prompt_tokens if u else "-",
         u.completion_tokens if u else "-", u.estimated if u else "-",

@@ -109,7 +109,7 @@ class ResponseCache:
         assert call.decision is not None
         model = call.decision.candidates[0]
         try:
-            key = exact_key(call.body, self._models[model], policy.scope)
+            key = exact_key(call.body, self._identity(call, model), policy.scope)
         except (TypeError, ValueError) as e:  # e.g. a number orjson cannot write
             self.health.failed("key", "error", str(e))
             call.cache = "bypass"
@@ -137,6 +137,12 @@ class ResponseCache:
         self.health.counts[call.cache] += 1
         return lk
 
+    def _identity(self, call: Call, model: str) -> list[str]:
+        """The model keyed on, and the client's API when a translator bridged it (an answer
+        stored for one API is never replayed to another)."""
+        identity = self._models[model]
+        return identity if call.api is None else [*identity, call.api.value]
+
     def _policy(self, call: Call) -> Policy | None:
         if call.endpoint is Endpoint.embeddings or call.decision is None:
             return None
@@ -159,7 +165,7 @@ class ResponseCache:
         text = last_user_turn(call.body)
         if self.semantic is None or text is None or lk.model is None or lk.policy is None:
             return None
-        part = partition(call.body, self._models[lk.model], lk.policy.scope)
+        part = partition(call.body, self._identity(call, lk.model), lk.policy.scope)
         t = self.cfg.semantic.timeout_ms / 1000
         vec = await self.health.guarded("embed", self.semantic.embed(text), t)
         if vec is None:

@@ -13,6 +13,10 @@ class Endpoint(StrEnum):
     chat = "chat/completions"
     completions = "completions"
     embeddings = "embeddings"
+    # Client APIs bridged onto chat completions by a translator (gateway/apis/).
+    messages = "messages"
+    count_tokens = "messages/count_tokens"
+    responses = "responses"
 
 
 @dataclass(slots=True)

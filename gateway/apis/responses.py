@@ -1,0 +1,284 @@
+"""OpenAI Responses (`POST /v1/responses`) bridged onto chat completions: input items become chat
+messages (after the stored conversation of `previous_response_id`), the chat answer a response
+object, stored for the team when `store` is on. What a chat upstream cannot honour (built-in
+tools, encrypted reasoning, background runs, server-side conversations) is a clear 400."""
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import pipeline
+from gateway.apis import response_store, responses_stream, usage
+from gateway.call import Call
+from gateway.errors import InvalidRequest
+from gateway.providers.base import Endpoint
+from gateway.runtime import Runtime
+from gateway.schemas import ChatRequest, validate
+from gateway.streaming import StreamReply
+
+INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+class ResponsesRequest(BaseModel):
+    """What /v1/responses takes (fields the bridge does not use are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    max_output_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float | int, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float | int, Field(ge=0, le=1)] | None = None
+    text: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool = True
+    previous_response_id: str | None = None
+    stream: bool = False
+    user: str | None = None
+    background: bool | None = None
+    conversation: Any = None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
+    req = validate(ResponsesRequest, call.body)
+    _refuse_unbridgeable(req)
+    team = call.principal.team
+    history: list[dict[str, Any]] = []
+    if req.previous_response_id is not None:
+        history = await response_store.conversation(rt.store, team, req.previous_response_id)
+    turn = input_messages(req.input)
+    chat = to_chat(req, [*history, *turn])
+    call.api, call.endpoint, call.body = Endpoint.responses, Endpoint.chat, chat
+    reply = await pipeline.generate(rt, call, validate(ChatRequest, chat))
+    shell = response_shell(req, new_id("resp"), call.model or req.model)
+
+    async def keep(response: dict[str, Any], answer: list[dict[str, Any]]) -> None:
+        if req.store:
+            await response_store.save(rt.store, team, response, [*history, *turn, *answer])
+
+    if isinstance(reply, StreamReply):
+        return StreamReply(responses_stream.render(reply.chunks, shell, keep), reply.headers)
+    response, answer = from_chat(reply.body, shell)
+    await keep(response, answer)
+    return pipeline.Reply(response, reply.headers)
+
+
+def _refuse_unbridgeable(req: ResponsesRequest) -> None:
+    if req.background:
+        raise InvalidRequest("Background responses are not supported by this gateway.",
+                             param="background")  # fmt: skip
+    if req.conversation is not None:
+        raise InvalidRequest("The Conversations API is not supported by this gateway: use "
+                             "previous_response_id, or send the whole history.",
+                             param="conversation")  # fmt: skip
+
+
+# --- request: Responses -> chat ------------------------------------------------------------
+
+
+def to_chat(req: ResponsesRequest, conversation: list[dict[str, Any]]) -> dict[str, Any]:
+    messages = list(conversation)
+    if req.instructions:  # never carried over from a previous response
+        messages.insert(0, {"role": "system", "content": req.instructions})
+    if not messages:
+        raise InvalidRequest("The input is empty.", param="input")
+    body: dict[str, Any] = {"model": req.model, "messages": messages}
+    if req.max_output_tokens is not None:
+        body["max_tokens"] = req.max_output_tokens
+    for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
+        if getattr(req, name) is not None:
+            body[name] = getattr(req, name)
+    if req.tools:
+        body["tools"] = [_tool(t) for t in req.tools]
+    elif "parallel_tool_calls" in body:
+        del body["parallel_tool_calls"]  # chat refuses it without tools
+    if req.tool_choice is not None:
+        body["tool_choice"] = _tool_choice(req.tool_choice)
+    fmt = (req.text or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
+        body["response_format"] = _response_format(fmt)
+    if req.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}  # response.completed carries usage
+    return body
+
+
+def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    out: list[dict[str, Any]] = []
+    for item in items:
+        kind = item.get("type") or ("message" if "role" in item else None)
+        if kind == "message":
+            out.append(_message(item))
+        elif kind == "function_call":
+            call = {"id": str(item.get("call_id")), "type": "function",
+                    "function": {"name": str(item.get("name")),
+                                 "arguments": str(item.get("arguments") or "{}")}}  # fmt: skip
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "assistant":
+                last.setdefault("tool_calls", []).append(call)  # one assistant turn
+            else:
+                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            text = output if isinstance(output, str) else _text(output or [])
+            out.append({"role": "tool", "tool_call_id": str(item.get("call_id")), "content": text})
+        elif kind == "reasoning":
+            if item.get("encrypted_content"):
+                raise InvalidRequest(
+                    "Encrypted reasoning items can only be read by the upstream that made them; "
+                    "this model is served through a chat-completions bridge. Drop them, or leave "
+                    "'reasoning.encrypted_content' out of `include`.", param="input",
+                )  # fmt: skip
+        else:
+            raise InvalidRequest(f"Input items of type {kind!r} cannot be served by this "
+                                 "gateway's bridge to chat-completions models.",
+                                 param="input")  # fmt: skip
+    return out
+
+
+def _message(item: dict[str, Any]) -> dict[str, Any]:
+    role = item.get("role")
+    if role not in ("user", "assistant", "system", "developer"):
+        raise InvalidRequest(f"Unknown message role {role!r}.", param="input")
+    role = "system" if role == "developer" else role
+    content = item.get("content")
+    if isinstance(content, str):
+        return {"role": role, "content": content}
+    parts = [_part(p) for p in content or ()]
+    if role != "user" or all(p["type"] == "text" for p in parts):
+        return {"role": role, "content": "".join(p.get("text", "") for p in parts)}
+    return {"role": role, "content": parts}
+
+
+def _part(part: dict[str, Any]) -> dict[str, Any]:
+    kind = part.get("type")
+    if kind in ("input_text", "output_text", "text"):
+        return {"type": "text", "text": str(part.get("text") or "")}
+    if kind == "refusal":
+        return {"type": "text", "text": str(part.get("refusal") or "")}
+    if kind == "input_image" and part.get("image_url"):
+        image: dict[str, Any] = {"url": part["image_url"]}
+        if part.get("detail"):
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    raise InvalidRequest(f"Content parts of type {kind!r} (or images by file_id) cannot be "
+                         "served by this gateway's bridge.", param="input")  # fmt: skip
+
+
+def _text(parts: list[Any]) -> str:
+    return "".join(str(p.get("text") or "") for p in parts if isinstance(p, dict))
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") != "function":
+        raise InvalidRequest(
+            f"The built-in tool {tool.get('type')!r} cannot be run by a model served through "
+            "this gateway's chat-completions bridge; only function tools can.", param="tools",
+        )  # fmt: skip
+    fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
+    return {"type": "function", "function": fn}
+
+
+def _tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(choice, str):
+        return choice
+    if choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    raise InvalidRequest(f"tool_choice of type {choice.get('type')!r} is not supported by "
+                         "this gateway's bridge.", param="tool_choice")  # fmt: skip
+
+
+def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
+    if fmt["type"] == "json_object":
+        return {"type": "json_object"}
+    schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
+    return {"type": "json_schema", "json_schema": schema}
+
+
+# --- answer: chat -> response object -------------------------------------------------------
+
+
+def response_shell(req: ResponsesRequest, response_id: str, model: str) -> dict[str, Any]:
+    """The response object before any output: what the request asked for, echoed back."""
+    return {
+        "id": response_id, "object": "response", "created_at": int(time.time()),
+        "status": "in_progress", "error": None, "incomplete_details": None,
+        "instructions": req.instructions, "max_output_tokens": req.max_output_tokens,
+        "model": model, "output": [],
+        "parallel_tool_calls": True if req.parallel_tool_calls is None else req.parallel_tool_calls,
+        "previous_response_id": req.previous_response_id,
+        "reasoning": {"effort": None, "summary": None}, "store": req.store,
+        "temperature": req.temperature, "top_p": req.top_p,
+        "text": req.text or {"format": {"type": "text"}},
+        "tool_choice": req.tool_choice or "auto", "tools": req.tools or [],
+        "truncation": "disabled", "usage": None, "user": req.user, "metadata": req.metadata or {},
+    }  # fmt: skip
+
+
+def finished(
+    shell: dict[str, Any], output: list[dict[str, Any]], finish: Any, chat_usage: Any
+) -> dict[str, Any]:
+    """The final response object: its output items, status and usage."""
+    reason = INCOMPLETE.get(str(finish))
+    return {
+        **shell, "output": output, "usage": usage.responses(chat_usage),
+        "status": "incomplete" if reason else "completed",
+        "incomplete_details": {"reason": reason} if reason else None,
+    }  # fmt: skip
+
+
+def message_item(text: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "message", "id": new_id("msg"), "status": status, "role": "assistant",
+            "content": [output_text(text)] if status == "completed" else []}  # fmt: skip
+
+
+def output_text(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def call_item(call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "function_call", "id": new_id("fc"), "call_id": call_id, "name": name,
+            "arguments": arguments, "status": status}  # fmt: skip
+
+
+def answer_messages(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Output items as the chat turn to keep in the conversation (one assistant message)."""
+    text = "".join(p["text"] for item in output if item["type"] == "message"
+                   for p in item["content"])  # fmt: skip
+    calls = [{"id": i["call_id"], "type": "function",
+              "function": {"name": i["name"], "arguments": i["arguments"]}}
+             for i in output if i["type"] == "function_call"]  # fmt: skip
+    msg: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        msg["tool_calls"] = calls
+    return [msg]
+
+
+def from_chat(
+    body: dict[str, Any], shell: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the response object, the answer as chat messages for the stored conversation)."""
+    choices = body.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    msg = choice.get("message") or {}
+    output: list[dict[str, Any]] = []
+    if isinstance(msg.get("content"), str) and msg["content"]:
+        output.append(message_item(msg["content"]))
+    for tc in msg.get("tool_calls") or ():
+        fn = tc.get("function") or {}
+        output.append(call_item(str(tc.get("id")), str(fn.get("name")),
+                                str(fn.get("arguments") or "")))  # fmt: skip
+    response = finished({**shell, "model": body.get("model", shell["model"])}, output,
+                        choice.get("finish_reason"), body.get("usage"))  # fmt: skip
+    return response, answer_messages(output)
