@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from gateway.config import Resilience
 from gateway.errors import UpstreamError, UpstreamRejected
+from gateway.fault import upstream_at_fault
 from gateway.telemetry.tracecontext import (
     UPSTREAM_TRACEPARENT,
     Trace,
@@ -45,6 +46,11 @@ class Cooldowns:
     def cool(self, model: str) -> None:
         if self._seconds > 0:
             self._until[model] = time.monotonic() + self._seconds
+
+    def failed(self, model: str, error: UpstreamError) -> None:
+        """A request failed on `model`: cool it down only when the failure is the model's."""
+        if upstream_at_fault(error):
+            self.cool(model)
 
     def cooling(self, model: str) -> bool:
         until = self._until.get(model)
@@ -105,7 +111,8 @@ class Resilient:
                         UPSTREAM_TRACEPARENT.reset(token)
                 self._log(attempts, request_id, model, n, t0, None, span_id)
                 return model, result
-            self.cooldowns.cool(model)
+            assert last is not None
+            self.cooldowns.failed(model, last)
         assert last is not None
         raise last
 

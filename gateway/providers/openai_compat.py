@@ -10,6 +10,7 @@ import orjson
 
 from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
+from gateway.fault import stream_error_status
 from gateway.providers.base import Completion, Endpoint
 from gateway.providers.http1 import Client, Response
 from gateway.telemetry.tracecontext import UPSTREAM_TRACEPARENT
@@ -64,6 +65,7 @@ class OpenAICompatProvider:
                             f"model {self.name!r} sent an error mid-stream: {self._message(chunk)}",
                             model=self.name,
                             retryable=False,
+                            upstream_status=stream_error_status(chunk),  # whose fault (fault.py)
                         )
                     yield chunk
                 if done:
