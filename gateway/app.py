@@ -98,12 +98,8 @@ def _routes(app: FastAPI, settings: Settings) -> None:
     async def readyz(request: Request) -> Response:
         rt: Runtime = request.app.state.rt
         store_ok = await rt.store.ping()
-        upstreams = {}
-        for name, p in rt.providers.items():
-            if name in rt.router.unavailable:
-                upstreams[name] = "disabled"
-            else:
-                upstreams[name] = "ok" if await p.ready() else "unreachable"
+        # Upstream probes are cached (server.readyz_cache_s), one round at a time.
+        upstreams = await rt.readiness.upstreams(rt.providers, rt.router.unavailable)
         ok = store_ok and any(v == "ok" for v in upstreams.values())
         body = {
             "status": "ready" if ok else "not ready",

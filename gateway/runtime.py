@@ -10,6 +10,7 @@ from gateway.config import Settings
 from gateway.keys import KeyRing, load_keys
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_provider
+from gateway.readiness import Readiness
 from gateway.resilience import Cooldowns, Resilient
 from gateway.routing import Router
 from gateway.store import Store, open_store
@@ -30,6 +31,7 @@ class Runtime:
     budget: BudgetRuntime = field(init=False)
     cache: ResponseCache = field(init=False)
     telemetry: Telemetry = field(init=False)
+    readiness: Readiness = field(init=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
@@ -62,6 +64,7 @@ class Runtime:
         )
         rt.budget = start_budget(settings, rt.store, lambda k: setattr(rt, "keys", k))
         rt.cache = await ResponseCache.start(settings, rt.store)
+        rt.readiness = Readiness(settings.server.readyz_cache_s)
         teams = {*rt.budget.enforcer.policies.teams, settings.auth.anonymous_team} - {None}
         rt.telemetry = Telemetry.start(settings, teams=[t for t in teams if t])
         hook.install(rt.telemetry)

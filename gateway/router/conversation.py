@@ -3,6 +3,10 @@
 A conversation is split once into its system prompt, earlier turns and the last user turn;
 the last user turn is further reduced to its *core*: the final question of a few-shot
 prompt (worked examples before it carry little about how hard this question is).
+
+Texts are bounded here (`router_view`: a 16 KiB head and tail of each), so the features and the
+embedder cost the same for a 4 MB prompt as for a 16 KiB one; the length features keep the true
+lengths (`*_chars`).
 """
 
 import re
@@ -10,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.router.heuristic import text_of
+from gateway.router.heuristic import router_view, text_of
 
 # A worked example ends with an answer line ("Answer: B", "Answer:\nB", "A: 42") and a blank line.
 _EXAMPLE_END = re.compile(r"(?:Answer|A)\s*:[ \t]*\n?[^\n]{1,80}\n[ \t]*\n", re.IGNORECASE)
@@ -18,7 +22,8 @@ _EXAMPLE_END = re.compile(r"(?:Answer|A)\s*:[ \t]*\n?[^\n]{1,80}\n[ \t]*\n", re.
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """Texts and shape of one request, as the features and the embedder see it."""
+    """Texts (bounded by `router_view`) and shape of one request, as the features and the
+    embedder see it; `*_chars` are the lengths of the texts as sent."""
 
     system: str
     earlier: tuple[str, ...]
@@ -26,6 +31,9 @@ class Conversation:
     n_messages: int
     n_user_turns: int
     tools: bool
+    system_chars: int
+    earlier_chars: int
+    last_user_chars: int
 
     @property
     def core(self) -> str:
@@ -70,11 +78,15 @@ def parse(messages: Sequence[Mapping[str, Any]], tools: bool = False) -> Convers
     for message in messages[: max(last_user_index, 0)]:
         if isinstance(message, Mapping) and message.get("role") not in ("system", "developer"):
             turns.append(text_of(message.get("content")))
+    system_text = "\n".join(s for s in system if s)
     return Conversation(
-        system="\n".join(s for s in system if s),
-        earlier=tuple(turns),
-        last_user=last_user,
+        system=router_view(system_text),
+        earlier=tuple(router_view(t) for t in turns),
+        last_user=router_view(last_user),
         n_messages=len(messages),
         n_user_turns=n_user,
         tools=tools,
+        system_chars=len(system_text),
+        earlier_chars=sum(map(len, turns)),
+        last_user_chars=len(last_user),
     )

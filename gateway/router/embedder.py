@@ -124,8 +124,8 @@ class MiniLMEmbedder:
         """One L2-normalised row per text (an empty text gets the embedding of "")."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        if len(texts) == 1:
-            key = (self.model_id, self.max_tokens, texts[0])
+        if len(texts) == 1:  # keyed by what is embedded: a memo row is never a client's 4 MB
+            key = (self.model_id, self.max_tokens, clip_text(texts[0], self.max_tokens))
             hit = _MEMO.get(key)
             if hit is None:
                 hit = self._embed(texts)

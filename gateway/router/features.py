@@ -2,6 +2,15 @@
 
 Every feature is a float with a name (`FEATURE_NAMES`); the learned model standardises them,
 so raw scales only need to be sane (counts go through log1p).
+
+Every pattern runs in time linear in its input (issue 12, problem 1): no pattern can start a
+match at every position of a long run and scan to the run's end. Three were rewritten for that,
+with the same counts as the patterns the shipped artifact was trained with (the old patterns are
+kept in tests/hardening/test_bounded_router.py, which compares the two): `_SENTENCE_END` and
+the `\\d+\\s*%` branch of `_MATH_SYMBOLS` start only at the first character of a run (a
+lookbehind), and `_CHOICES` skips leading blanks within its own line only (`[^\\S\\n]`, not
+`\\s`, which crossed lines and rescanned a run of newlines from every line start). The texts
+are also bounded before they get here (`conversation.parse` keeps a head and a tail).
 """
 
 import math
@@ -20,7 +29,7 @@ _CODE_WORDS = re.compile(
     r"\b(python|javascript|java|c\+\+|sql|function|code|program|script|regex|api|bug)\b",
     re.IGNORECASE,
 )
-_MATH_SYMBOLS = re.compile(r"[=+*/^<>]|\\frac|\\sum|\\int|∫|√|π|\d+\s*%")
+_MATH_SYMBOLS = re.compile(r"[=+*/^<>]|\\frac|\\sum|\\int|∫|√|π|(?<!\d)\d++\s*+%")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _STEP_CUES = re.compile(
     r"\b(prove|derive|step[- ]by[- ]step|explain why|why|how many|how much|calculate|compute|"
@@ -32,9 +41,9 @@ _CREATIVE = re.compile(
     r"\b(write|compose|draft|story|poem|essay|email|blog|rewrite|imagine|pretend)\b",
     re.IGNORECASE,
 )
-_CHOICES = re.compile(r"^\s*\(?[A-D][.)]\s", re.MULTILINE)
+_CHOICES = re.compile(r"^[^\S\n]*+\(?[A-D][.)]\s", re.MULTILINE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-_SENTENCE_END = re.compile(r"[.!?\u3002\uff1f\uff01]+(?:\s|$)")
+_SENTENCE_END = re.compile(r"(?<![.!?\u3002\uff1f\uff01])[.!?\u3002\uff1f\uff01]++(?:\s|$)")
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_chars_core", "log_chars_last_user", "log_chars_system", "log_chars_earlier",
@@ -61,9 +70,9 @@ def structural_features(conv: Conversation) -> npt.NDArray[np.float32]:
     non_ascii = sum(1 for ch in core if ord(ch) > 127)
     values = (
         _log(len(core)),
-        _log(len(conv.last_user)),
-        _log(len(conv.system)),
-        _log(sum(len(t) for t in conv.earlier)),
+        _log(conv.last_user_chars),
+        _log(conv.system_chars),
+        _log(conv.earlier_chars),
         _log(conv.n_user_turns),
         _log(conv.n_messages),
         1.0 if conv.tools else 0.0,

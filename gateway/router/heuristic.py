@@ -1,5 +1,10 @@
 """A simple, openly named heuristic scorer: longer, code- or math-heavy, multi-step prompts
-score higher. It is the fallback when no learned router artifact is configured."""
+score higher. It is the fallback when no learned router artifact is configured.
+
+`router_view` bounds what any scorer reads of a text: the first `HEAD_CHARS` and the last
+`TAIL_CHARS` characters (16 KiB in all; longer than nearly every prompt the shipped router was
+trained on, so their features are unchanged). A 4 MB prompt costs the router as much as a
+16 KiB one (issue 12, problem 1)."""
 
 import re
 from collections.abc import Mapping, Sequence
@@ -12,6 +17,17 @@ _HARD_CUES = re.compile(
 )
 _CODE = re.compile(r"```|\bdef |\bclass |\bfunction\b|[{};]\s*$", re.MULTILINE)
 _MATH = re.compile(r"[=+\-*/^]\s*\d|\d\s*[=+\-*/^]|\\frac|\\sum|∫")
+
+
+HEAD_CHARS = 12 * 1024
+TAIL_CHARS = 4 * 1024
+
+
+def router_view(text: str) -> str:
+    """`text` when it is at most HEAD_CHARS + TAIL_CHARS long, else its head and its tail."""
+    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return text[:HEAD_CHARS] + " ... " + text[-TAIL_CHARS:]
 
 
 def text_of(content: Any) -> str:
@@ -35,8 +51,10 @@ class HeuristicScorer:
             if m.get("role") == "user":
                 last_user = text_of(m.get("content"))
                 break
+        length = len(last_user)
+        last_user = router_view(last_user)
         s = 0.1
-        s += min(len(last_user) / 4000.0, 0.3)
+        s += min(length / 4000.0, 0.3)
         s += 0.15 * min(len(_HARD_CUES.findall(last_user)), 2)
         if _CODE.search(last_user):
             s += 0.15
