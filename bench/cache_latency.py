@@ -45,7 +45,8 @@ ANSWER = {
 
 def settings(semantic: bool) -> Settings:
     return Settings(
-        models={"m": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}},
+        models={"m": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
+                      "price": {"input_per_mtok": 0, "output_per_mtok": 0}}},
         cache={"semantic": {"enabled": semantic, "default": semantic, "timeout_ms": 1000},
                "timeout_ms": 1000},
     )  # fmt: skip

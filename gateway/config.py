@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyNetwork,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -45,9 +46,85 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Price(Strict):
-    input_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
-    output_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+_RATE = Field(default=None, ge=0)
+
+
+class ClassRates(Strict):
+    """USD per million tokens of the token classes a provider may bill apart (gateway/usage.py).
+    A class left out is billed as its parent: cached input and cache writes as input (the 1-hour
+    write as the 5-minute one), reasoning and audio output as output, audio input as input."""
+
+    cached_input_per_mtok: Decimal | None = _RATE
+    cache_write_per_mtok: Decimal | None = _RATE  # Anthropic: 1.25x input (5-minute TTL)
+    cache_write_1h_per_mtok: Decimal | None = _RATE  # Anthropic: 2x input (1-hour TTL)
+    reasoning_per_mtok: Decimal | None = _RATE
+    audio_input_per_mtok: Decimal | None = _RATE
+    audio_output_per_mtok: Decimal | None = _RATE
+
+
+class LongContext(ClassRates):
+    """Once a request's prompt exceeds `above_tokens`, the whole request bills at these rates
+    (a rate left out keeps the base one). Gemini and Claude above 200k, gpt-5.x above 272k."""
+
+    above_tokens: int = Field(ge=1)
+    input_per_mtok: Decimal | None = _RATE
+    output_per_mtok: Decimal | None = _RATE
+
+
+class Price(ClassRates):
+    """A model's prices, all Decimal. `input_per_mtok` and `output_per_mtok` are required: a
+    free model says `{input_per_mtok: 0, output_per_mtok: 0}`. Where a price came from
+    (`source`): "config", or the litellm map entry it was read from."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    long_context: tuple[LongContext, ...] = ()
+    # Multipliers by the `service_tier` the response reports (e.g. flex: 0.5, priority: 1.75).
+    service_tiers: dict[str, Decimal] = Field(default_factory=dict)
+    batch_discount: Decimal = Field(default=Decimal(0), ge=0, lt=1)  # 0.5: Batch API at half
+    _source: str = PrivateAttr(default="config")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def free(self) -> bool:
+        return self.input_per_mtok == 0 and self.output_per_mtok == 0
+
+    @field_validator("long_context")
+    @classmethod
+    def _ascending(cls, v: tuple[LongContext, ...]) -> tuple[LongContext, ...]:
+        return tuple(sorted(v, key=lambda t: t.above_tokens))
+
+    @field_validator("service_tiers")
+    @classmethod
+    def _positive(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        if any(m < 0 for m in v.values()):
+            raise ValueError("service tier multipliers must be >= 0")
+        return v
+
+
+def _price_from_map(data: Any) -> Any:
+    """A model without `price:` takes its prices from litellm's map (by `price_from:` or its
+    `model` id); neither is a configuration error naming the model, never a silent $0."""
+    if not isinstance(data, dict) or data.get("price") is not None:
+        return data
+    from gateway import price_map
+
+    wanted = data.get("price_from") or data.get("model")
+    if not isinstance(wanted, str):
+        return data  # `model` missing: reported by its own validator
+    key = price_map.find(wanted)
+    if key is None:
+        raise ValueError(
+            f"model {wanted!r} has no `price:` and {price_map.version()}'s price map has no "
+            f"per-token entry for it; add `price: {{input_per_mtok: ..., output_per_mtok: ...}}` "
+            f"(a free model: both 0), or `price_from: <a key of the map>`"
+        )
+    price = Price(**price_map.rates(key))
+    price._source = f"{price_map.version()} map: {key}"
+    return {**data, "price": price}
 
 
 class Timeouts(Strict):
@@ -87,7 +164,9 @@ class ModelConfig(Strict):
     api_key_env: str | None = None
     kind: Literal["chat", "embedding"] = "chat"
     tier: Tier = Tier.small
-    price: Price = Price()
+    # Without `price:`, prices come from litellm's map, by `price_from:` or else `model`.
+    price: Price
+    price_from: str | None = None
     timeouts: Timeouts = Timeouts()
     max_output_tokens: int = Field(default=4096, ge=1)
     local: LocalServer | None = None
@@ -97,6 +176,8 @@ class ModelConfig(Strict):
     ca_bundle: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+
+    _map_price = model_validator(mode="before")(_price_from_map)
 
     @field_validator("base_url")
     @classmethod

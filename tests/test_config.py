@@ -15,7 +15,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 BASE = """
 models:
-  m1: {model: x, base_url: "http://127.0.0.1:1/v1", tier: small}
+  m1: {model: gpt-4.1, base_url: "http://127.0.0.1:1/v1", tier: small}
 routes:
   auto: {tiers: [small]}
 """
@@ -69,7 +69,8 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_prices_are_decimal(tmp_path: Path) -> None:
-    p = _write(tmp_path, BASE.replace("tier: small", 'tier: small, price: {input_per_mtok: "0.1"}'))
+    p = _write(tmp_path, BASE.replace("tier: small", 'tier: small, price: {input_per_mtok: "0.1", '
+                                                 'output_per_mtok: "0.4"}'))
     from decimal import Decimal
 
     assert load_settings(p).models["m1"].price.input_per_mtok == Decimal("0.1")

@@ -18,7 +18,8 @@ def anyio_backend() -> str:
 
 
 def _provider(upstream: FakeOpenAI, key: str | None = None) -> LiteLLMProvider:
-    cfg = ModelConfig(provider="litellm", model="openai/fake-large", base_url=upstream.url)
+    cfg = ModelConfig(provider="litellm", model="openai/fake-large", base_url=upstream.url,
+                      price={"input_per_mtok": 0, "output_per_mtok": 0})  # fmt: skip
     return LiteLLMProvider("hosted", cfg, key or upstream.api_key)
 
 

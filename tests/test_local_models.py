@@ -24,6 +24,7 @@ def test_supervises_and_restarts(tmp_path: Path) -> None:
     port = free_port()
     cfg = ModelConfig(
         model="stories", base_url=f"http://127.0.0.1:{port}/v1",
+        price={"input_per_mtok": 0, "output_per_mtok": 0},
         local={"gguf": str(STORIES), "port": port, "ctx_size": 512, "parallel": 1},
     )  # fmt: skip
     servers = LocalServers({"stories": cfg}, tmp_path / "logs")

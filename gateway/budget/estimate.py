@@ -1,13 +1,15 @@
 """Worst-case cost of a request before it is sent: prompt tokens (tiktoken) plus the most the
-model may write (the client's max_tokens, else the model's max_output_tokens), times n
-choices, at each candidate's price. `affordable_output` answers the inverse question: how many
-output tokens a remaining budget can still pay for."""
+model may write (the client's max_tokens, else the model's max_output_tokens, which the gateway
+then sends upstream as the cap), times n choices, at each candidate's price: every input token
+at the dearest input class (cache writes), every output token at the dearest output class, on
+the requested service tier (gateway.pricing.worst_case). `affordable_output` answers the
+inverse question: how many output tokens a remaining budget can still pay for."""
 
 from decimal import Decimal
 from typing import Any
 
 from gateway.config import ModelConfig
-from gateway.pricing import cost
+from gateway.pricing import ceiling, output_rate, served_tier
 from gateway.usage import Usage
 
 
@@ -29,15 +31,17 @@ def worst_case(prompt_tokens: int, body: dict[str, Any], model: ModelConfig) -> 
     out = min(asked, model.max_output_tokens) if asked else model.max_output_tokens
     if model.kind == "embedding":
         out = 0
-    return cost(Usage(prompt_tokens, out * choices(body)), model.price)
+    tier = served_tier(Usage(), body)
+    return ceiling(prompt_tokens, out * choices(body), model.price, tier)
 
 
 def affordable_output(
     remaining: Decimal, prompt_tokens: int, body: dict[str, Any], model: ModelConfig
 ) -> int:
     """Output tokens per choice that `remaining` USD pays for after the prompt (0 if none)."""
-    per_token = model.price.output_per_mtok / Decimal(1_000_000)
-    left = remaining - cost(Usage(prompt_tokens, 0), model.price)
+    tier = served_tier(Usage(), body)
+    per_token = output_rate(model.price, prompt_tokens, tier)
+    left = remaining - ceiling(prompt_tokens, 0, model.price, tier)
     if per_token == 0:
         return model.max_output_tokens if left >= 0 else 0
     if left <= 0:

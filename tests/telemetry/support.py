@@ -41,7 +41,7 @@ def config(upstream_url: str, **over: Any) -> dict[str, Any]:
                     "tier": "large", "price": {"input_per_mtok": "2000",
                                                "output_per_mtok": "8000"}, **key},
         "dead": {"provider": "openai", "model": "dead", "base_url": dead, "tier": "medium",
-                 "timeouts": fast},
+                 "timeouts": fast, "price": {"input_per_mtok": 0, "output_per_mtok": 0}},
     }  # fmt: skip
     cfg: dict[str, Any] = {
         "models": models,
