@@ -181,7 +181,8 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
         completion.body["usage"] = {"prompt_tokens": usage.prompt_tokens,
                                     "total_tokens": usage.prompt_tokens}  # fmt: skip
     call.usage = usage
-    call.cost = pricing.cost(usage, rt.router.model(model).price)
+    tier = pricing.served_tier(usage, call.body)
+    call.cost = pricing.cost(usage, rt.router.model(model).price, tier)
     budget.settle_soon(call, held)
     completion.body["model"] = model
     record(call)
@@ -225,13 +226,16 @@ def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, An
 
 
 def charge(rt: Runtime, call: Call, usage: Usage) -> None:
-    """Set the call's usage, its cost, and what it would have cost on the route's large model."""
+    """Set the call's usage, its cost, and what it would have cost on the route's large model:
+    the same token classes (cached, cache writes, reasoning) at the large model's prices
+    (the savings assumption, README "Savings")."""
     assert call.model is not None
     call.usage = usage
-    call.cost = pricing.cost(usage, rt.router.model(call.model).price)
+    tier = pricing.served_tier(usage, call.body)
+    call.cost = pricing.cost(usage, rt.router.model(call.model).price, tier)
     baseline = rt.router.baseline_model(call.decision.route if call.decision else None)
     price = rt.router.model(baseline).price if baseline else rt.router.model(call.model).price
-    call.baseline_cost = pricing.cost(usage, price)
+    call.baseline_cost = pricing.cost(usage, price, tier)
 
 
 def prompt_tokens(call: Call) -> int:
