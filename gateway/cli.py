@@ -124,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.telemetry.report import register as register_report
 
     register_report(sub)  # frugal report --team T --period month [--png FILE]
+    from gateway.prices_cli import register as register_prices
+
+    register_prices(sub)  # frugal prices [--json]
     try:
         from gateway.router.cli import register
     except ImportError:
