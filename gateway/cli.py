@@ -18,6 +18,17 @@ def _load(path: str | None) -> Settings:
         raise SystemExit(2) from None
 
 
+def _check_egress(settings: Settings) -> None:
+    """Keys, TLS files and proxies of every model, before anything starts."""
+    from gateway.providers.registry import check_egress
+
+    try:
+        check_egress(settings.models)
+    except ConfigError as e:
+        print(f"frugal: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -26,6 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["FRUGAL_CONFIG"] = str(Path(args.config).resolve())
     settings = _load(args.config)
+    _check_egress(settings)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     local = LocalServers(settings.models, Path(".frugal/logs")) if not args.no_local else None
@@ -91,6 +103,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config)
+    _check_egress(settings)
     print(f"ok: {len(settings.models)} models, {len(settings.routes)} routes")
     return 0
 

@@ -105,6 +105,14 @@ class UpstreamError(FrugalError):
         self.model = model
         self.retryable = retryable
         self.upstream_status = upstream_status
+        # The request reached the upstream, which may have processed (and billed) it: no
+        # further attempt, on this model or another (resilience.py).
+        self.maybe_processed = False
+
+    def after_send(self) -> "UpstreamError":
+        """This error, marked as one the upstream may have processed (not retried)."""
+        self.retryable, self.maybe_processed = False, True
+        return self
 
 
 class UpstreamTimeout(UpstreamError):

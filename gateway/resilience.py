@@ -1,8 +1,15 @@
 """Retries with backoff, fallback to the next candidate, and cool-downs for failing models.
 
-Retries happen on connection errors, timeouts, 429 and 5xx; never once a stream's first chunk
-has been handed to the client (the caller only asks us to open streams). Every attempt is logged
-with its outcome."""
+Never pay twice: another attempt (a retry, or a fallback to the next candidate) follows only an
+error after which the upstream surely did not process the request: nothing was sent (connect
+refused or timed out, TLS or proxy failure), or the upstream answered with an error status (429
+and 5xx other than 504 are retried; 401/403/404 fall back without retry). An error after the
+request was sent and before a complete answer (a read timeout, the attempt's deadline, a
+connection dropped, an invalid or empty answer, a 504 from a gateway in front) may have been
+processed and billed: it is marked `maybe_processed` and ends the request at once. Nothing is
+retried once a stream's first chunk has been handed to the client (the caller only asks us to
+open streams). All attempts together end `HOLD_MARGIN_S` before the budget hold expires
+(`window_s`, providers/deadline.py). Every attempt is logged with its outcome."""
 
 import asyncio
 import logging
@@ -15,6 +22,7 @@ from typing import Any, TypeVar
 from gateway.config import Resilience
 from gateway.errors import UpstreamError, UpstreamRejected
 from gateway.fault import upstream_at_fault
+from gateway.providers.deadline import REQUEST_END
 from gateway.telemetry.tracecontext import (
     UPSTREAM_TRACEPARENT,
     Trace,
@@ -63,9 +71,12 @@ class Cooldowns:
 
 
 class Resilient:
-    def __init__(self, cfg: Resilience, cooldowns: Cooldowns) -> None:
+    def __init__(
+        self, cfg: Resilience, cooldowns: Cooldowns, window_s: float | None = None
+    ) -> None:
         self._cfg = cfg
         self.cooldowns = cooldowns
+        self._window_s = window_s  # how long a request's attempts may take, all together
 
     def order(self, candidates: list[str]) -> list[str]:
         """Candidates not cooling down, in order (all of them if every one is cooling)."""
@@ -87,9 +98,27 @@ class Resilient:
     ) -> tuple[str, T]:
         """Try each candidate (with retries) until one answers; raise the last error. With a
         `trace`, each attempt is sent a `traceparent` naming its own span."""
+        end = None if self._window_s is None else time.monotonic() + self._window_s
+        end_token = REQUEST_END.set(end)
+        try:
+            return await self._call(candidates, attempt_fn, attempts, request_id, trace, end)
+        finally:
+            REQUEST_END.reset(end_token)
+
+    async def _call(
+        self,
+        candidates: list[str],
+        attempt_fn: Callable[[str], Awaitable[T]],
+        attempts: list[Attempt],
+        request_id: str,
+        trace: Trace | None,
+        end: float | None,
+    ) -> tuple[str, T]:
         last: UpstreamError | None = None
         for model in self.order(candidates):
             for n in range(self._cfg.retries + 1):
+                if last is not None and end is not None and time.monotonic() >= end:
+                    raise last  # the budget hold would expire during another attempt
                 t0 = time.perf_counter()
                 span_id, token = 0, None
                 if trace is not None:
@@ -100,7 +129,8 @@ class Resilient:
                 except UpstreamError as e:
                     self._log(attempts, request_id, model, n, t0, e, span_id)
                     last = e
-                    if isinstance(e, UpstreamRejected):
+                    if isinstance(e, UpstreamRejected) or e.maybe_processed:
+                        self.cooldowns.failed(model, e)  # a timeout counts, a 4xx does not
                         raise
                     if not e.retryable or n == self._cfg.retries:
                         break
@@ -131,9 +161,9 @@ class Resilient:
             try:
                 chunk = await anext(it)
             except StopAsyncIteration:
-                raise UpstreamError(
-                    f"model {model!r} sent an empty stream", model=model, retryable=True
-                ) from None
+                raise UpstreamError(  # it answered: it may have billed the prompt
+                    f"model {model!r} sent an empty stream", model=model, retryable=False
+                ).after_send() from None
             return chunk, it
 
         model, (chunk, it) = await self.call(candidates, first, attempts, request_id, trace)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from gateway import tokens
 from gateway.budget import BudgetRuntime, start_budget
 from gateway.cache.service import ResponseCache
-from gateway.config import Settings
+from gateway.config import HOLD_MARGIN_S, Settings
 from gateway.keys import KeyRing, load_keys
 from gateway.providers.base import Provider
 from gateway.providers.registry import build_provider
@@ -59,7 +59,11 @@ class Runtime:
             store=open_store(settings.redis_url),
             router=router,
             providers=providers,
-            resilient=Resilient(settings.resilience, Cooldowns(settings.resilience.cooldown_s)),
+            resilient=Resilient(
+                settings.resilience,
+                Cooldowns(settings.resilience.cooldown_s),
+                window_s=settings.budget.reservation_ttl_s - HOLD_MARGIN_S,
+            ),
             keys=keys,
         )
         rt.budget = start_budget(settings, rt.store, lambda k: setattr(rt, "keys", k))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from gateway.providers.http1 import Client, Origin, ProtocolError
+from gateway.providers.http1 import Client, NotSent, Origin, ProtocolError
 
 pytestmark = pytest.mark.anyio
 
@@ -93,15 +93,49 @@ async def test_sized_and_chunked_bodies_on_one_kept_alive_connection(serve) -> N
     c.close()
 
 
-async def test_a_connection_the_server_dropped_while_idle_is_replaced(serve) -> None:  # type: ignore[no-untyped-def]
+def _drop_idle(c: Client) -> None:
+    """The server side of every idle connection goes away without telling (an idle timeout
+    racing our next request)."""
+    for conn in c._idle:
+        assert conn.transport is not None
+        conn.transport.get_extra_info("socket").shutdown(0)
+
+
+async def test_a_get_on_a_connection_the_server_dropped_while_idle_is_sent_again(serve) -> None:  # type: ignore[no-untyped-def]
     s = await serve(lambda n, h: SIZED)
     c = Client(s.url, 1.0)
     assert await _post(c) == b'{"ok":true}'
-    for conn in c._idle:  # the server side goes away without telling (as an idle timeout)
-        assert conn.transport is not None
-        conn.transport.get_extra_info("socket").shutdown(0)
+    _drop_idle(c)
     s.reply = lambda n, h: None if n == 2 else SIZED
+    resp = await c.request(c.head("GET", "models", {}, None), b"", 2.0)
+    assert await resp.read() == b'{"ok":true}'
+    assert [r.split(b" ")[0] for r in s.requests] == [b"POST", b"GET", b"GET"]
+    c.close()
+
+
+async def test_a_post_is_never_sent_twice(serve) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 #12: the server got the POST, then the connection failed before an answer;
+    sending it again could pay for it twice. It surfaces as an error instead, not `NotSent`."""
+    s = await serve(lambda n, h: SIZED)
+    c = Client(s.url, 1.0)
     assert await _post(c) == b'{"ok":true}'
+    _drop_idle(c)
+    s.reply = lambda n, h: None if n == 2 else SIZED
+    with pytest.raises(ConnectionError) as e:
+        await _post(c)
+    assert not isinstance(e.value, NotSent)
+    assert len(s.requests) == 2  # the failed POST reached the server once, and only once
+    assert await _post(c) == b'{"ok":true}'  # the next request gets a new connection
+    c.close()
+
+
+async def test_a_connection_idle_too_long_is_not_reused(serve) -> None:  # type: ignore[no-untyped-def]
+    s = await serve(lambda n, h: SIZED)
+    c = Client(s.url, 1.0, idle_s=0.05)
+    assert await _post(c) == b'{"ok":true}'
+    await asyncio.sleep(0.1)
+    assert await _post(c) == b'{"ok":true}'
+    assert s.connections == 2
     c.close()
 
 
@@ -158,9 +192,9 @@ async def test_an_abandoned_stream_closes_its_connection(serve) -> None:  # type
     c.close()
 
 
-async def test_unreachable_is_a_connection_error() -> None:
+async def test_unreachable_is_not_sent() -> None:
     c = Client("http://127.0.0.1:1/v1", 0.5)
-    with pytest.raises(OSError):
+    with pytest.raises(NotSent):
         await _post(c)
 
 
@@ -200,7 +234,8 @@ async def test_tls_with_the_server_name_checked(
         assert s.connections == 1
         c.close()
         wrong = Client(f"https://127.0.0.1:{port}/v1", 2.0)  # not the certificate's name
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(NotSent) as e:
             await _post(wrong)
+        assert isinstance(e.value.__cause__, ssl.SSLCertVerificationError)
     finally:
         s.server.close()

@@ -3,15 +3,23 @@ litellm, behind the same interface. litellm is imported on first use only (it ta
 
 Only known OpenAI parameters are passed as litellm arguments; anything else the client sent
 goes in `extra_body`, so no client field can become an `api_base`, a key or a provider switch.
+
+Egress: litellm's HTTP clients (httpx, or aiohttp) read HTTPS_PROXY / HTTP_PROXY / NO_PROXY
+from the environment themselves (tests/hardening/test_egress_proxy.py checks it). Each attempt
+ends by the model's `timeouts.total_s` (and the request's hold, providers/deadline.py); errors
+follow resilience.py's rule (a connect failure may be retried, anything later may have billed).
 """
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import Completion, Endpoint
+from gateway.providers.deadline import attempt_deadline
 from gateway.telemetry.tracecontext import UPSTREAM_TRACEPARENT
 from gateway.usage import usage_from
 
@@ -60,16 +68,22 @@ class LiteLLMProvider:
         lib = _litellm()
         fn = lib.acompletion if endpoint is Endpoint.chat else lib.atext_completion
         try:
-            resp = await fn(**self._kwargs(body))
+            async with asyncio.timeout(self._left(attempt_deadline(self._cfg.timeouts.total_s))):
+                resp = await fn(**self._kwargs(body))
         except Exception as e:
             raise self._error(e) from None
         data: dict[str, Any] = resp.model_dump(exclude_none=True)
         return Completion(data, usage_from(data))
 
+    @staticmethod
+    def _left(deadline: float) -> float:
+        return max(deadline - time.monotonic(), 0.0)
+
     async def embed(self, body: dict[str, Any]) -> Completion:
         lib = _litellm()
         try:
-            resp = await lib.aembedding(**self._kwargs(body))
+            async with asyncio.timeout(self._left(attempt_deadline(self._cfg.timeouts.total_s))):
+                resp = await lib.aembedding(**self._kwargs(body))
         except Exception as e:
             raise self._error(e) from None
         data: dict[str, Any] = resp.model_dump(exclude_none=True)
@@ -82,9 +96,17 @@ class LiteLLMProvider:
         kw = self._kwargs(body)
         kw["stream"] = True
         fn = lib.acompletion if endpoint is Endpoint.chat else lib.atext_completion
+        deadline = attempt_deadline(self._cfg.timeouts.total_s)
         try:
-            resp = await fn(**kw)
-            async for chunk in resp:
+            async with asyncio.timeout(self._left(deadline)):
+                resp = await fn(**kw)
+            it = aiter(resp)
+            while True:
+                try:
+                    async with asyncio.timeout(self._left(deadline)):
+                        chunk = await anext(it)
+                except StopAsyncIteration:
+                    break
                 yield chunk.model_dump(exclude_none=True)
         except Exception as e:
             raise self._error(e) from None
@@ -100,20 +122,25 @@ class LiteLLMProvider:
             return e
         import openai  # loaded with litellm; importing it up front cost every gateway ~30 MB
 
-        if isinstance(e, openai.APITimeoutError):
-            return UpstreamTimeout(f"model {self.name!r} timed out", model=self.name)
-        if isinstance(e, openai.APIConnectionError):
+        if isinstance(e, openai.APIConnectionError | TimeoutError) and _not_sent(e):
             return UpstreamError(
                 f"model {self.name!r} is unreachable", model=self.name, retryable=True
             )
+        if isinstance(e, openai.APITimeoutError | TimeoutError):
+            return UpstreamTimeout(f"model {self.name!r} timed out", model=self.name).after_send()
+        if isinstance(e, openai.APIConnectionError):
+            return UpstreamError(
+                f"model {self.name!r} dropped the connection", model=self.name, retryable=False
+            ).after_send()
         status = getattr(e, "status_code", None)
         if isinstance(status, int) and (status == 429 or status >= 500):
-            return UpstreamError(
+            err = UpstreamError(
                 f"model {self.name!r} failed with HTTP {status}",
                 model=self.name,
                 retryable=True,
                 upstream_status=status,
             )
+            return err.after_send() if status == 504 else err
         if isinstance(status, int) and status in (400, 413, 422):
             msg = str(getattr(e, "message", "") or "")[:500]
             if self._api_key:
@@ -129,3 +156,23 @@ class LiteLLMProvider:
             retryable=False,
             upstream_status=status if isinstance(status, int) else None,
         )
+
+
+# Exceptions (by class name, across httpx, aiohttp and the standard library) raised before a
+# request could be written: the upstream never saw it.
+_CONNECT_FAILURES = frozenset(
+    {"ConnectError", "ConnectTimeout", "ClientConnectorError", "ClientConnectorDNSError",
+     "ClientConnectorCertificateError", "ClientProxyConnectionError", "ConnectionRefusedError",
+     "gaierror", "ProxyError", "SSLCertVerificationError"}
+)  # fmt: skip
+
+
+def _not_sent(e: BaseException) -> bool:
+    seen: BaseException | None = e
+    for _ in range(8):  # the cause chain: openai -> httpx / litellm's aiohttp transport -> OS
+        if seen is None:
+            return False
+        if type(seen).__name__ in _CONNECT_FAILURES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
