@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.apis.stored import router as stored_responses_router
 from gateway.auth import authenticate
 from gateway.budget.admin import router as admin_router
 from gateway.cache.admin import router as cache_admin_router
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> Front:
     _routes(app, settings)
     app.include_router(admin_router)  # /admin/: its own key (budget.admin_key_env)
     app.include_router(cache_admin_router)  # /admin/cache/: the same admin key
+    app.include_router(stored_responses_router)  # GET/DELETE /v1/responses/{id}
     app.include_router(metrics_router)  # /metrics: the admin key unless telemetry.metrics_open
     return Front(app, settings)  # serves the generation endpoints itself (gateway/front.py)
 
