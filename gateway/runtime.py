@@ -3,7 +3,7 @@
 import logging
 from dataclasses import dataclass, field
 
-from gateway import tokens
+from gateway import logs, tokens
 from gateway.budget import BudgetRuntime, start_budget
 from gateway.cache.service import ResponseCache
 from gateway.config import HOLD_MARGIN_S, Settings
@@ -35,6 +35,7 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
+        logs.set_queue_limit(settings.server.log_queue_max)
         if settings.tiktoken_cache_dir:
             tokens.configure(str(settings.tiktoken_cache_dir))
         tokens.encoding()  # load the BPE once, now, not on the first request
