@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.cache.settings import CacheSettings
+from gateway.store.settings import StoreSettings
 from gateway.telemetry.settings import TelemetrySettings
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "frugal.yaml"
@@ -267,6 +268,14 @@ class BudgetSettings(Strict):
     reconcile_interval_s: float = Field(default=2.0, gt=0)
     spend_retention_days: int = Field(default=400, ge=1)
     admin_key_env: str = "FRUGAL_ADMIN_KEY"  # the /admin/ API's key is read from this variable
+    # What a team without a policy gets: `unlimited` (no budget and no rate limit), `deny` (its
+    # keys are refused with 403), or the name of a team whose policy it uses (with its own
+    # counters). Start-up warns about keys of teams without a policy either way.
+    default_policy: str = Field(default="unlimited", min_length=1)
+    # fail_open: the most one replica lets one team spend (held or charged) while the store is
+    # down, per outage; a replica that starts during an outage has no spend figures to start
+    # from. null: no cap beyond the budgets (seeded from the last figures this replica saw).
+    fail_open_allowance_usd: Decimal | None = Field(default=Decimal("5.00"), gt=0)
 
     @field_validator("timezone")
     @classmethod
@@ -287,7 +296,8 @@ class Settings(BaseSettings):
 
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, repr=False)  # may carry a password
+    store: StoreSettings = StoreSettings()
     policies_dir: Path = Path("policies")
     tiktoken_cache_dir: Path | None = None
     models: dict[str, ModelConfig] = Field(default_factory=dict)

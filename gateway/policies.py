@@ -5,10 +5,16 @@ Each file holds `teams:`, a mapping of team name to its policy: budgets per cale
 rate limits, allowed models/tiers/routes, and what happens at the soft threshold and at the
 hard limit. Files are validated at load; unknown keys are errors naming file, field and fix.
 The README has a complete example (policies/teams.yaml).
+
+A team that no file names gets `budget.default_policy`: `unlimited` (no budget, no limit),
+`deny` (refused with 403), or the name of a defined team whose policy it then uses under its
+own name (its own counters). An empty policy set, a missing folder and keys of teams without a
+policy are logged as warnings: they are how budgets silently stop applying.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -158,13 +164,38 @@ class Team:
         return self.policy.keys.get(key_id) if key_id else None
 
 
+UNLIMITED, DENY = "unlimited", "deny"
+log = logging.getLogger("frugal.policies")
+
+
 @dataclass(frozen=True, slots=True)
 class Policies:
     teams: Mapping[str, Team]
     files: tuple[str, ...] = ()
+    default: str = UNLIMITED  # budget.default_policy
+    _derived: dict[str, Team] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def deny_unknown(self) -> bool:
+        return self.default == DENY
 
     def team(self, name: str) -> Team | None:
-        return self.teams.get(name)
+        """The team's policy; for a team without one, the default policy's (None: unlimited,
+        or refused when `deny_unknown`)."""
+        found = self.teams.get(name)
+        if found is not None or self.default in (UNLIMITED, DENY):
+            return found
+        derived = self._derived.get(name)
+        if derived is None:
+            base = self.teams[self.default]
+            if len(self._derived) > 10_000:
+                self._derived.clear()
+            derived = self._derived[name] = Team(name, base.tz, base.policy)
+        return derived
+
+    def covers(self, team: str) -> bool:
+        """Does a policy (the team's own or a named default) apply to this team?"""
+        return team in self.teams or self.default not in (UNLIMITED, DENY)
 
 
 _FIXES = {
@@ -207,8 +238,9 @@ def load_file(path: Path) -> PolicyFile:
         raise ConfigError(_describe(path, e)) from None
 
 
-def load_policies(folder: Path, default_tz: str = "UTC") -> Policies:
-    """Load and validate every policy file; a team defined twice is an error."""
+def load_policies(folder: Path, default_tz: str = "UTC", default: str = UNLIMITED) -> Policies:
+    """Load and validate every policy file; a team defined twice is an error, and so is a
+    `default` naming a team no file defines."""
     teams: dict[str, Team] = {}
     origin: dict[str, Path] = {}
     files = policy_files(folder)
@@ -223,4 +255,25 @@ def load_policies(folder: Path, default_tz: str = "UTC") -> Policies:
             tz = _zone(pol.timezone or parsed.timezone or default_tz)
             teams[name] = Team(name, tz, pol)
             origin[name] = path
-    return Policies(teams, tuple(str(p) for p in files))
+    if default not in (UNLIMITED, DENY) and default not in teams:
+        raise ConfigError(
+            f"budget.default_policy is {default!r}, but no policy file in {folder} defines that "
+            f"team; fix: use {UNLIMITED!r}, {DENY!r} or the name of a team defined there"
+        )
+    if not teams:
+        why = "does not exist" if not folder.is_dir() else "holds no team policy"
+        log.warning(
+            "policies_dir %s %s: no team has its own budget or rate limit "
+            "(budget.default_policy=%s applies to every team)", folder, why, default,
+        )  # fmt: skip
+    return Policies(teams, tuple(str(p) for p in files), default)
+
+
+def warn_unpoliced(policies: Policies, key_teams: Iterable[str]) -> list[str]:
+    """Log a warning naming the teams that have keys but no policy; returns them."""
+    bare = sorted({t for t in key_teams if not policies.covers(t)})
+    if bare:
+        what = "are refused (403)" if policies.deny_unknown else "have no budget and no limit"
+        log.warning("keys exist for teams without a policy, which %s (budget.default_policy=%s):"
+                    " %s", what, policies.default, ", ".join(bare))  # fmt: skip
+    return bare

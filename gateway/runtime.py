@@ -57,7 +57,7 @@ class Runtime:
             )
         rt = cls(
             settings=settings,
-            store=open_store(settings.redis_url),
+            store=open_store(settings.redis_url, options=settings.store),
             router=router,
             providers=providers,
             resilient=Resilient(

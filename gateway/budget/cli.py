@@ -81,9 +81,11 @@ async def _via_store(settings: Settings, args: argparse.Namespace) -> dict[str, 
         )
     from gateway.store.factory import open_store
 
-    team = load_policies(settings.policies_dir, settings.budget.timezone).team(args.team)
+    team = load_policies(
+        settings.policies_dir, settings.budget.timezone, settings.budget.default_policy
+    ).team(args.team)
     tz = team.tz if team else ZoneInfo(settings.budget.timezone)
-    store = open_store(settings.redis_url, timeout_s=5)
+    store = open_store(settings.redis_url, timeout_s=5, options=settings.store)
     try:
         rows = await spend.report(store, args.team, tz, args.period, datetime.now(UTC))
     finally:

@@ -3,7 +3,9 @@ authorize (allowed models/tiers/routes, $0-only, max_tokens cap, after routing),
 worst case (before the upstream call), settle to the actual cost or release (after it)."""
 
 import asyncio
-import os
+import logging
+import secrets
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,14 +20,25 @@ from gateway.budget.guard import Guard
 from gateway.budget.lines import Line, LineCache, RateLine
 from gateway.budget.money import from_nano, to_nano
 from gateway.budget.periods import local_day
-from gateway.budget.scripts import ADMIT, RESERVE, SETTLE
+from gateway.budget.scripts import ADMIT, RESERVE, SETTLE, SWEEP
 from gateway.budget.view import BudgetView, Standing, evaluate, quota_error, standings, tightest
 from gateway.call import Call
 from gateway.config import Settings
-from gateway.errors import RateLimited
+from gateway.errors import PermissionDenied, RateLimited, Unavailable
 from gateway.policies import Policies, Team
 
-DONE_TTL_MS = 86_400_000
+log = logging.getLogger("frugal.budget")
+
+
+def done_ttl_ms(reservation_ttl_s: float) -> int:
+    """How long a settled reservation id is remembered (the `done` sets): as long as its hold
+    could live (2 x the hold's lifetime + 60 s, the same bound as the holds' index), so a
+    settle replayed within that time is recognised; replays older than that are `strict`."""
+    return int(2 * reservation_ttl_s * 1000) + 60_000
+
+
+def new_rid() -> str:
+    return secrets.token_urlsafe(12)  # 16 characters, 96 random bits
 
 
 @dataclass(slots=True)
@@ -50,6 +63,7 @@ class Reservation:
     local: bool
     remaining: Decimal | None  # tightest budget left, this reservation included
     done: bool = False
+    minute: int = field(default_factory=lambda: int(time.time() // 60))  # of its `done` set
 
 
 class Budget:
@@ -62,6 +76,9 @@ class Budget:
         self.default_tz = ZoneInfo(settings.budget.timezone)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lines = LineCache()
+        self.done_ttl_ms = done_ttl_ms(settings.budget.reservation_ttl_s)
+        allowance = settings.budget.fail_open_allowance_usd
+        self.fail_open_nano = None if allowance is None else to_nano(allowance)
 
     def later(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background, kept alive until done (settles from sync callbacks)."""
@@ -84,6 +101,12 @@ class Budget:
         """What applies to this request, without asking the store."""
         team = self.policies.team(call.principal.team)
         if team is None:
+            if self.policies.deny_unknown:
+                raise PermissionDenied(
+                    f"Team {call.principal.team!r} has no budget policy and this gateway refuses "
+                    "teams without one (budget.default_policy: deny). Ask an administrator to "
+                    "add the team to a policy file."
+                )
             return Admission(None, [], [], 0)
         lines, rates = self._lines.get(team, call.principal.key_id, datetime.now(UTC))
         if not lines and not rates:
@@ -105,10 +128,11 @@ class Budget:
         if team is None or not (adm.lines or adm.rates):
             return
         now = datetime.now(UTC)
-        args: list[Any] = [len(adm.rates), adm.prompt_tokens, 120_000]
+        args: list[Any] = [len(adm.rates), adm.prompt_tokens, 120_000, int(now.timestamp() * 1000)]
         for r in adm.rates:
             args += [r.limits.rpm or -1, r.limits.tpm or -1]
-        keys = [r.store_key for r in adm.rates] + [ln.store_key for ln in adm.lines]
+        keys = [layout.reservations(team.name)]
+        keys += [r.store_key for r in adm.rates] + [ln.store_key for ln in adm.lines]
         bkeys = [ln.store_key for ln in adm.lines]
         res, adm.local = await self.guard.run(ADMIT, keys, args, budget_keys=bkeys)
         if res[0] == 0:
@@ -143,7 +167,7 @@ class Budget:
         assert call.decision is not None
         team = adm.team
         tz = team.tz if team else self.default_tz
-        rid = os.urandom(16).hex()
+        rid = new_rid()
         base = Reservation(rid, call.principal.team, tz, adm.lines, adm.rates, 0, adm.local, None)
         if team is None or not adm.lines:
             return base
@@ -167,6 +191,12 @@ class Budget:
                 return base
             refusal = [int(x) for x in res]
         i = refusal[1] - 1
+        if i >= len(adm.lines):  # the local fail-open line (see `_hold`)
+            raise Unavailable(
+                f"The budget store (Redis) is unavailable and team {team.name!r} has used this "
+                "replica's fail-open allowance for the outage (budget.fail_open_allowance_usd). "
+                "Retry shortly."
+            )
         s = Standing(adm.lines[i], from_nano(refusal[2]), from_nano(refusal[3]))
         raise quota_error(team, s, from_nano(levels[-1]))
 
@@ -191,8 +221,13 @@ class Budget:
         args: list[Any] = [rid, now_ms, now_ms + ttl_ms, amount, 2 * ttl_ms + 60_000]
         args += [ln.limit_nano for ln in adm.lines] + [ln.ttl_ms(now) for ln in adm.lines]
         bkeys = [ln.store_key for ln in adm.lines]
+        local_call = None
+        if self.fail_open_nano is not None:  # locally, the replica's allowance is one more line
+            n = len(adm.lines)
+            lkeys = keys + bkeys + [layout.fail_open(_team_of(adm))]
+            local_call = (lkeys, [*args[: 5 + n], self.fail_open_nano, *args[5 + n :], 0])
         res, local = await self.guard.run(RESERVE, keys + bkeys, args, local=adm.local,
-                                          budget_keys=bkeys)  # fmt: skip
+                                          budget_keys=bkeys, local_call=local_call)  # fmt: skip
         return [int(x) for x in res], local
 
     async def settle(self, call: Call, res: Reservation) -> None:
@@ -229,7 +264,7 @@ class Budget:
         request and what it saved (no billed tokens, so nothing against TPM either)."""
         team = adm.team
         tz = team.tz if team else self.default_tz
-        res = Reservation(os.urandom(16).hex(), call.principal.team, tz, adm.lines, adm.rates, 0,
+        res = Reservation(new_rid(), call.principal.team, tz, adm.lines, adm.rates, 0,
                           adm.local, None, done=True)  # fmt: skip
         saved = to_nano(call.savings) if call.savings is not None else 0
         tier = call.decision.tier.value if call.decision else "-"
@@ -245,13 +280,24 @@ class Budget:
 
     async def _finish(self, res: Reservation, cost: int, ledger: list[Any]) -> None:
         now = datetime.now(UTC)
-        keys = [layout.reservations(res.team), layout.done(res.team, res.rid),
+        head = [layout.reservations(res.team), layout.done(res.team, res.minute),
                 layout.spend(res.team, local_day(now, res.tz))]  # fmt: skip
-        keys += [ln.store_key for ln in res.lines] + [r.store_key for r in res.rates]
+        bkeys = [ln.store_key for ln in res.lines]
+        rkeys = [r.store_key for r in res.rates]
         retention = self.cfg.spend_retention_days * 86_400_000
-        args: list[Any] = [res.rid, cost, DONE_TTL_MS, len(res.lines), retention, *ledger]
-        await self.guard.run(SETTLE, keys, args, local=res.local, tolerant=True,
-                             budget_keys=[ln.store_key for ln in res.lines])  # fmt: skip
+        n = len(res.lines)
+        args: list[Any] = [res.rid, cost, self.done_ttl_ms, n, retention, *ledger, "0"]
+        local_call = None
+        if self.fail_open_nano is not None and n:  # charge the replica's fail-open line too
+            lkeys = head + bkeys + [layout.fail_open(res.team)] + rkeys
+            local_call = (lkeys, [*args[:3], n + 1, *args[4:]])
+        await self.guard.run(SETTLE, head + bkeys + rkeys, args, local=res.local, tolerant=True,
+                             budget_keys=bkeys, local_call=local_call)  # fmt: skip
+
+    async def sweep(self, team: str) -> None:
+        """Give back the team's expired holds (read paths that do not run admit)."""
+        now_ms = int(time.time() * 1000)
+        await self.guard.remote.run(SWEEP, [layout.reservations(team)], [now_ms])
 
 
 def _team_of(adm: Admission) -> str:

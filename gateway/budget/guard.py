@@ -1,33 +1,64 @@
 """What happens when the shared store (Redis) fails: fail_open answers from an in-process
 ledger and reconciles into Redis when it returns; fail_closed refuses with a 503.
 
-Local accounting starts each budget from the last spend this replica saw in Redis, so a
-replica keeps enforcing (approximately) during an outage. Reconciliation adds to Redis exactly
-the spend recorded locally (`spent` deltas and the spend ledger), once."""
+"Fails" means the store did not answer in time, the connection broke, or it answered an error
+reply that means "cannot serve now" (`READONLY`, `OOM`, `LOADING`, `BUSY`, ...: store/resp.py
+classifies them); any other error is a bug and is raised.
+
+Local accounting starts each budget from the last spend this replica saw in Redis, so a replica
+keeps enforcing (approximately) during an outage. A replica that never saw a figure (it started
+during the outage) would start from zero, so every team's local spending is also capped by
+`budget.fail_open_allowance_usd` per replica and per outage (the enforcer adds that line to its
+local holds).
+
+Reconciliation replays into Redis the settles that could not be written there, from a journal,
+in order. Settles are idempotent by reservation id (scripts.py), so a settle that Redis ran but
+whose reply was lost (a timeout) and that is replayed changes nothing the second time: spend is
+never counted twice. A replay older than the done set's lifetime is `strict` (it charges only
+if its hold is still recorded in Redis), so even then nothing is counted twice; at worst such a
+settle is not charged (counted in `replays_dropped`). The journal holds at most `JOURNAL_MAX`
+settles; beyond that the oldest are dropped (counted, logged)."""
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from gateway.budget.scripts import APPLY
+from gateway.budget.scripts import SETTLE, SETTLE_STRICT
 from gateway.errors import Unavailable
 from gateway.store.base import Script, ScriptArg, Store
 from gateway.store.memory import MemoryStore
 
 log = logging.getLogger("frugal.budget")
 STORE_DOWN: tuple[type[BaseException], ...] = (OSError, TimeoutError)  # and the store's own
+JOURNAL_MAX = 100_000  # settles waiting for Redis (about 1 KB each)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A settle to replay into the store. `sent_at` (monotonic): when it was last sent there
+    without an answer (it may have run); None when it never reached the store."""
+
+    keys: list[str]
+    args: list[ScriptArg]
+    sent_at: float | None
 
 
 class Guard:
-    def __init__(self, store: Store, fail_open: bool) -> None:
+    def __init__(self, store: Store, fail_open: bool, replay_window_s: float = 900.0) -> None:
         self.remote = store
         self.down = (*STORE_DOWN, *getattr(store, "down_errors", ()))
         self.local = MemoryStore()
         self.fail_open = fail_open
+        self.replay_window_s = replay_window_s  # a settle's done mark outlives this (scripts.py)
         self.failures = 0  # store errors answered locally (a metric; /admin/budget/status)
-        self.reconciled = 0  # hashes written back to the store after an outage
-        self._base: dict[str, int] = {}  # budget key -> `spent` it was seeded with locally
+        self.reconciled = 0  # settles replayed into the store after an outage
+        self.replays_dropped = 0  # strict replays whose hold was gone, and journal overflow
+        self.journal: deque[Pending] = deque()
+        self._seeded: set[str] = set()  # budget keys seeded in the local store
         self._seen: dict[str, int] = {}  # budget key -> last `spent` read from the store
         self._down = False
         self._dirty = False
@@ -42,10 +73,15 @@ class Guard:
     async def run(
         self, script: Script, keys: Sequence[str], args: Sequence[ScriptArg],
         *, local: bool = False, budget_keys: Sequence[str] = (), tolerant: bool = False,
+        local_call: tuple[Sequence[str], Sequence[ScriptArg]] | None = None,
     ) -> tuple[Any, bool]:  # fmt: skip
         """Run on the store; on a store failure, locally (fail_open, or `tolerant`: settles are
-        never lost) or raise 503. Returns the result and whether it ran locally."""
+        never lost, they are journaled for replay) or raise 503. `local_call`: the keys and
+        arguments to use when running locally (extra local-only lines). Returns the result and
+        whether it ran locally."""
+        sent_at: float | None = None
         if not local:
+            sent_at = time.monotonic()
             try:
                 result = await self.remote.run(script, keys, args)
             except self.down as e:
@@ -55,9 +91,19 @@ class Guard:
                     self._down = False
                     log.warning("budget store is back; reconciling local spend into it")
                 return result, False
+        if tolerant:
+            self._journal(Pending(list(keys), list(args), sent_at))
+        lkeys, largs = local_call or (keys, args)
         self._seed(budget_keys)
         self._dirty = True
-        return await self.local.run(script, keys, args), True
+        return await self.local.run(script, lkeys, largs), True
+
+    def _journal(self, entry: Pending) -> None:
+        if len(self.journal) >= JOURNAL_MAX:
+            self.journal.popleft()
+            self.replays_dropped += 1
+            log.error("budget settle journal full (%d): the oldest settle is dropped", JOURNAL_MAX)
+        self.journal.append(entry)
 
     def _failed(self, e: Exception, tolerant: bool) -> None:
         self.failures += 1
@@ -76,45 +122,39 @@ class Guard:
     def _seed(self, budget_keys: Sequence[str]) -> None:
         data = self.local.data
         for k in budget_keys:
-            if k not in self._base or data.hget(k, "spent") is None:
-                base = self._seen.get(k, 0)
-                data.hset(k, "spent", str(base).encode())
-                self._base[k] = base
+            if k not in self._seeded or data.hget(k, "spent") is None:
+                data.hset(k, "spent", str(self._seen.get(k, 0)).encode())
+                self._seeded.add(k)
 
     async def reconcile(self) -> bool:
-        """Write local spend back to the store. True when nothing is left to reconcile."""
+        """Replay journaled settles into the store. True when nothing is left to reconcile."""
         if not self._dirty or not await self.remote.ping():
             return not self._dirty
-        data = self.local.data
-        for key in data.keys("frugal:*:bud:*"):
-            spent = int(data.hget(key, "spent") or b"0")
-            delta = spent - self._base.get(key, 0)
-            if delta:
-                await self.remote.run(APPLY, [key], [max(data.pttl(key), 0), "spent", delta])
-                self._base[key] = spent
-                self._seen[key] = self._seen.get(key, 0) + delta
-                self.reconciled += 1
-        for key in data.keys("frugal:*:spend:*"):
-            fields, ttl = data.hgetall(key), max(data.pttl(key), 0)
-            data.delete(key)
-            args: list[ScriptArg] = [ttl]
-            for f, v in fields.items():
-                args += [f.decode(), int(v)]
+        while self.journal:
+            entry = self.journal[0]
+            args = list(entry.args)
+            if (
+                entry.sent_at is not None
+                and time.monotonic() - entry.sent_at > self.replay_window_s
+            ):
+                args[SETTLE_STRICT] = "1"
+            sent_at = time.monotonic()
             try:
-                await self.remote.run(APPLY, [key], args)
+                done = await self.remote.run(SETTLE, entry.keys, args)
             except self.down:
-                for f, v in fields.items():
-                    data.hincrby(key, f.decode(), int(v))
+                entry.sent_at = sent_at  # it may have run: the next replay must be idempotent
                 raise
+            self.journal.popleft()
             self.reconciled += 1
-        in_flight = any(len(data.hgetall(k)) > 1 for k in data.keys("frugal:*:resv"))
-        self._dirty = in_flight
-        if not in_flight:  # start clean: the next outage seeds from the store's figures again
-            self.local = MemoryStore()
-            self._base.clear()
-            self._down = False
-            log.warning("budget store reconciled: local spend written back")
-        return not in_flight
+            if int(done) == 0 and args[SETTLE_STRICT] == "1":
+                self.replays_dropped += 1
+        # Start clean: the next outage seeds from the store's figures again.
+        self.local = MemoryStore()
+        self._seeded.clear()
+        self._dirty = False
+        self._down = False
+        log.warning("budget store reconciled: local settles replayed into it")
+        return True
 
     async def loop(self, interval_s: float) -> None:
         while True:

@@ -2,8 +2,12 @@
 script call (which only touches one team's keys) lands on one Redis Cluster slot.
 
     frugal:{t:T}:bud:<scope>:<window>   hash spent, reserved (nano-USD); scope team | key.<id>
-    frugal:{t:T}:resv                   hash reservation id -> "expiry_ms amount key..."
-    frugal:{t:T}:done:<rid>             settled marker (no reservation is settled twice)
+    frugal:{t:T}:resv                   hash reservation id -> "expiry_ms amount key..." and
+                                        `_next` (earliest expiry): the holds (scripts.py)
+    frugal:{t:T}:done:<minute>          set of the reservation ids of that minute already
+                                        settled (no reservation is settled twice); lives
+                                        `budget.reservation_ttl_s` x 2 + 60 s
+    frugal:{t:T}:bud:failopen           (in process only) this replica's fail-open allowance
     frugal:{t:T}:rl:<scope>:<minute>    hash req, tok (fixed one-minute window)
     frugal:{t:T}:spend:<YYYY-MM-DD>     hash "<key_id>|<model>|<tier>|<metric>" -> int
     frugal:{t:T}:alert:<scope>:<window> counter: the soft-threshold webhook fires at 1
@@ -28,8 +32,12 @@ def reservations(team: str) -> str:
     return f"{tag(team)}:resv"
 
 
-def done(team: str, rid: str) -> str:
-    return f"{tag(team)}:done:{rid}"
+def done(team: str, minute: int) -> str:
+    return f"{tag(team)}:done:{minute}"
+
+
+def fail_open(team: str) -> str:
+    return f"{tag(team)}:bud:failopen"
 
 
 def rate(team: str, key_id: str | None, minute: int) -> str:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.budget.alerts import Alerts
-from gateway.budget.enforcer import Budget
+from gateway.budget.enforcer import Budget, done_ttl_ms
 from gateway.budget.guard import Guard
 from gateway.budget.reload import PolicyWatcher
 from gateway.config import Settings
-from gateway.keys import KeyRing
-from gateway.policies import Policies, load_policies
+from gateway.keys import KeyRing, load_keys
+from gateway.policies import Policies, load_policies, warn_unpoliced
 from gateway.store.base import Store
 
 
@@ -38,15 +38,19 @@ def start_budget(
 ) -> BudgetRuntime:
     """Load the policies (a ConfigError stops start-up) and start the background tasks."""
     cfg = settings.budget
-    policies = load_policies(settings.policies_dir, cfg.timezone)
-    guard = Guard(store, cfg.on_store_error == "fail_open")
+    policies = load_policies(settings.policies_dir, cfg.timezone, cfg.default_policy)
+    warn_unpoliced(policies, load_keys(settings.policies_dir).teams())
+    replay_s = done_ttl_ms(cfg.reservation_ttl_s) / 1000 - 60  # within the done sets' lifetime
+    guard = Guard(store, cfg.on_store_error == "fail_open", replay_window_s=replay_s)
     budget = Budget(settings, guard, policies, Alerts(store))
 
     def apply(p: Policies, keys: KeyRing) -> None:
+        warn_unpoliced(p, keys.teams())
         budget.policies = p
         on_keys(keys)
 
-    watcher = PolicyWatcher(settings.policies_dir, cfg.timezone, apply, cfg.reload_interval_s)
+    watcher = PolicyWatcher(settings.policies_dir, cfg.timezone, apply, cfg.reload_interval_s,
+                            default_policy=cfg.default_policy)  # fmt: skip
     rt = BudgetRuntime(budget, watcher)
     loop = asyncio.get_running_loop()
     watcher.install_sighup()  # SIGHUP reloads even when file polling is off

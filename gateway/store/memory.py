@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.store.base import Script, ScriptArg
 
-Value = bytes | dict[bytes, bytes]
+Value = bytes | dict[bytes, bytes] | set[bytes]
 
 
 class MemoryData:
@@ -40,8 +40,8 @@ class MemoryData:
 
     def _bytes(self, key: str) -> bytes | None:
         v = self._live(key)
-        if isinstance(v, dict):
-            raise TypeError(f"WRONGTYPE {key} holds a hash")
+        if v is not None and not isinstance(v, bytes):
+            raise TypeError(f"WRONGTYPE {key} holds a {type(v).__name__}")
         return v
 
     def _hash(self, key: str, create: bool = False) -> dict[bytes, bytes]:
@@ -52,7 +52,18 @@ class MemoryData:
                 self._v[key] = h
             return h
         if not isinstance(v, dict):
-            raise TypeError(f"WRONGTYPE {key} holds a string")
+            raise TypeError(f"WRONGTYPE {key} does not hold a hash")
+        return v
+
+    def _set(self, key: str, create: bool = False) -> set[bytes]:
+        v = self._live(key)
+        if v is None:
+            s: set[bytes] = set()
+            if create:
+                self._v[key] = s
+            return s
+        if not isinstance(v, set):
+            raise TypeError(f"WRONGTYPE {key} does not hold a set")
         return v
 
     def get(self, key: str) -> bytes | None:
@@ -111,6 +122,22 @@ class MemoryData:
             return -2
         exp = self._exp.get(key)
         return -1 if exp is None else max(0, int((exp - time.monotonic()) * 1000))
+
+    def persist(self, key: str) -> None:
+        self._exp.pop(key, None)
+
+    def exists(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    def sadd(self, key: str, member: str) -> int:
+        s = self._set(key, create=True)
+        before = len(s)
+        s.add(member.encode())
+        self._wrote()
+        return len(s) - before
+
+    def sismember(self, key: str, member: str) -> bool:
+        return member.encode() in self._set(key)
 
     def keys(self, pattern: str) -> list[str]:
         return [

@@ -7,13 +7,14 @@ from typing import Any
 
 from gateway.store.base import Script, ScriptArg
 from gateway.store.resp import ReplyError, RespClient
+from gateway.store.settings import RedisTLS
 
 
 class RedisStore:
     kind = "redis"
 
-    def __init__(self, url: str, timeout_s: float = 0.5) -> None:
-        self._r = RespClient(url, timeout_s)
+    def __init__(self, url: str, timeout_s: float = 0.5, tls: RedisTLS | None = None) -> None:
+        self._r = RespClient(url, timeout_s, tls)
         self._sha: dict[str, str] = {}
 
     async def get(self, key: str) -> bytes | None:
@@ -54,6 +55,9 @@ class RedisStore:
             if cursor == b"0":
                 return out
 
+    def __repr__(self) -> str:
+        return f"RedisStore({self._r!r})"
+
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         sha = self._sha.get(script.name)
         if sha is None:
@@ -62,7 +66,7 @@ class RedisStore:
         try:
             return await self._r.call("EVALSHA", sha, len(keys), *keys, *args)
         except ReplyError as e:
-            if not str(e).startswith("NOSCRIPT"):
+            if e.code != "NOSCRIPT":
                 raise
         # First use on this server (or after SCRIPT FLUSH): EVAL runs it and caches it there.
         return await self._r.call("EVAL", script.lua, len(keys), *keys, *args)

@@ -7,21 +7,38 @@ writes them all onto one connection and matches replies in order (Redis answers 
 commands in order): about 8 µs per command under load (bench/redis_client.py measures both).
 
 Failures surface as `ConnectionError` (an `OSError`) or `TimeoutError`, which the budget guard
-and the cache treat as "store down". A command that times out keeps its place in the reply
-order, so later replies still reach their own callers; when nothing at all has arrived on the
-connection for a whole timeout, the connection is considered dead and dropped, failing every
-command waiting on it. The next command reconnects.
+and the cache treat as "store down". Error replies are classified by their RESP error code (the
+first word, also when Redis wraps it in a script error): a server that cannot serve right now
+(`READONLY` after a failover, `OOM`, `LOADING`, `BUSY`, `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`,
+`MISCONF`, `NOREPLICAS`) or refuses our credentials (`NOAUTH`, `WRONGPASS`, `NOPERM`) raises
+`StoreUnavailable`, which is a `ConnectionError`, so the configured fail mode applies; any other
+error reply (`ERR`, `WRONGTYPE`, a script bug) is a `ReplyError`: a bug, raised as is.
+`NOSCRIPT` is handled by the store (it loads the script and runs it again).
+
+The client speaks RESP2 (it never sends `HELLO 3`). A frame hiredis cannot parse is a protocol
+error: the connection is dropped and every waiting command fails with `StoreUnavailable`; a
+RESP3 push frame (`>`) is never taken as a command's reply. tests/hardening/test_resp_errors.py
+is the conformance suite for these error classes (real Redis where it can produce them, a
+scripted RESP server for `LOADING`, `MASTERDOWN`, RESP3 frames and broken frames).
+
+A command that times out keeps its place in the reply order, so later replies still reach their
+own callers; when nothing at all has arrived on the connection for a whole timeout, the
+connection is considered dead and dropped, failing every command waiting on it.
+The next command reconnects.
 """
 
 import asyncio
+import re
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
+
+from gateway.store.settings import RedisTLS
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:
@@ -32,6 +49,39 @@ def _pack(args: tuple[Any, ...]) -> bytes:
 class ReplyError(Exception):
     """Redis answered with an error (e.g. `NOSCRIPT`, `WRONGTYPE`)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = error_code(message)
+
+
+class StoreUnavailable(ReplyError, ConnectionError):
+    """Redis answered, but cannot serve now (or refuses our credentials): the fail mode applies."""
+
+
+# Error codes meaning "this server cannot serve this command right now", not "this is a bug".
+UNAVAILABLE_CODES = frozenset({
+    "READONLY", "OOM", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF",
+    "NOREPLICAS", "NOAUTH", "WRONGPASS", "NOPERM",
+})  # fmt: skip
+_SCRIPT_ERROR = re.compile(r"^ERR Error running script .*?: -([A-Z]+) ")
+
+
+def error_code(message: str) -> str:
+    """The RESP error code of an error reply: its first word; for an error raised by a command
+    inside a Lua script (`ERR Error running script (...): @user_script:1: -OOM ...`), the
+    inner command's code."""
+    inner = _SCRIPT_ERROR.match(message[:512])
+    if inner is not None:
+        return inner.group(1)
+    return message.split(" ", 1)[0]
+
+
+def reply_error(message: str) -> ReplyError:
+    """The exception for an error reply, classified by its code."""
+    if error_code(message) in UNAVAILABLE_CODES:
+        return StoreUnavailable(message)
+    return ReplyError(message)
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -41,7 +91,7 @@ class Endpoint:
     tls: bool = False
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr or a log line
 
     @classmethod
     def parse(cls, url: str) -> "Endpoint":
@@ -77,14 +127,36 @@ class _Protocol(asyncio.Protocol):
         self.last_rx = time.monotonic()
         self.reader.feed(data)
         waiting = self.waiting
-        while (reply := self.reader.gets()) is not False:
+        while True:
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError as e:
+                self._broken(f"Redis sent a frame this client cannot parse ({e})")
+                return
+            if reply is False:
+                return
+            if isinstance(reply, hiredis.PushNotification):
+                continue  # RESP3 out-of-band data is nobody's reply
+            if not waiting:
+                self._broken("Redis sent a reply nobody asked for")
+                return
             fut = waiting.popleft()
             if fut.done():  # its caller timed out
                 continue
             if isinstance(reply, hiredis.ReplyError):
-                fut.set_exception(ReplyError(str(reply)))
+                fut.set_exception(reply_error(str(reply)))
             else:
                 fut.set_result(reply)
+
+    def _broken(self, why: str) -> None:
+        """The reply stream cannot be trusted any more: drop the connection."""
+        self.lost = True
+        while self.waiting:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(StoreUnavailable(f"PROTOCOL {why}"))
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -111,12 +183,31 @@ class _Protocol(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
+def tls_context(opts: RedisTLS) -> ssl.SSLContext:
+    """The TLS context of a `rediss://` connection: a CA bundle, a client certificate, and
+    how strictly the server's certificate is checked."""
+    ctx = ssl.create_default_context(cafile=str(opts.ca_file) if opts.ca_file else None)
+    if opts.cert_file is not None:
+        ctx.load_cert_chain(opts.cert_file, opts.key_file)
+    if not opts.verify or not opts.check_hostname:
+        ctx.check_hostname = False
+    if not opts.verify:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class RespClient:
-    def __init__(self, url: str, timeout_s: float = 0.5) -> None:
+    def __init__(self, url: str, timeout_s: float = 0.5, tls: RedisTLS | None = None) -> None:
         self.endpoint = Endpoint.parse(url)
         self.timeout_s = timeout_s
+        opts = tls or RedisTLS()
+        self._tls = tls_context(opts) if self.endpoint.tls else None
+        self._server_name = opts.server_name or self.endpoint.host
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
+
+    def __repr__(self) -> str:
+        return f"RespClient({self.endpoint!r})"  # the endpoint's repr leaves the password out
 
     async def call(self, *args: Any) -> Any:
         """Send one command and wait for its reply (at most `timeout_s`)."""
@@ -158,9 +249,9 @@ class RespClient:
                 if e.path is not None:
                     _, proto = await loop.create_unix_connection(_Protocol, e.path)
                 else:
-                    tls = ssl.create_default_context() if e.tls else None
+                    tls, name = self._tls, self._server_name
                     _, proto = await loop.create_connection(
-                        _Protocol, e.host, e.port, ssl=tls, server_hostname=e.host if tls else None
+                        _Protocol, e.host, e.port, ssl=tls, server_hostname=name if tls else None
                     )
         except TimeoutError:
             raise TimeoutError(f"connecting to Redis took over {self.timeout_s:g} s") from None

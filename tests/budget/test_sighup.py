@@ -23,8 +23,10 @@ server: {{port: {port}}}
 policies_dir: policies
 budget: {{reload_interval_s: 0}}
 models:
-  small-a: {{model: fake-small, base_url: "{upstream}", tier: small, api_key_env: UP_KEY}}
-  large-a: {{model: fake-large, base_url: "{upstream}", tier: large, api_key_env: UP_KEY}}
+  small-a: {{model: fake-small, base_url: "{upstream}", tier: small, api_key_env: UP_KEY,
+             price: {{input_per_mtok: 1, output_per_mtok: 2}}}}
+  large-a: {{model: fake-large, base_url: "{upstream}", tier: large, api_key_env: UP_KEY,
+             price: {{input_per_mtok: 10, output_per_mtok: 20}}}}
 """)
     return cfg
 
