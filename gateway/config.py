@@ -143,6 +143,8 @@ class UpstreamLimits(Strict):
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_headers: int = Field(default=100, ge=8)
     max_sse_line_bytes: int = Field(default=1024 * 1024, ge=1024)  # one line of a stream
+    # Requests in flight to the model, per worker (each holds a connection; providers/limit.py).
+    max_connections: int = Field(default=100, ge=1)
 
 
 class LocalServer(Strict):

@@ -6,6 +6,7 @@ too long for the context, refused by a content filter). Only the model's faults 
 from typing import Any
 
 from gateway.errors import UpstreamError, UpstreamRejected
+from gateway.providers.limit import BUSY
 
 # Error codes and types that name the request as the cause, as OpenAI, vLLM and llama.cpp
 # write them in an error event inside a stream (which arrives with HTTP 200).
@@ -19,8 +20,8 @@ _REQUEST_CODES = frozenset({
 def upstream_at_fault(error: UpstreamError) -> bool:
     """5xx, 429, timeouts and connection errors (no status), and 401/403/404 (our own
     credentials or model id): yes. Any other 4xx: the request's fault, not the model's."""
-    if isinstance(error, UpstreamRejected):
-        return False
+    if isinstance(error, UpstreamRejected) or error.code == BUSY:
+        return False  # the request's fault, or our own connection bound (providers/limit.py)
     status = error.upstream_status
     return status is None or status >= 500 or status in (401, 403, 404, 408, 429)
 

@@ -9,6 +9,7 @@ from gateway.cache.service import ResponseCache
 from gateway.config import HOLD_MARGIN_S, Settings
 from gateway.keys import KeyRing, load_keys
 from gateway.providers.base import Provider
+from gateway.providers.limit import Limited
 from gateway.providers.registry import build_provider
 from gateway.readiness import Readiness
 from gateway.resilience import Cooldowns, Resilient
@@ -46,7 +47,10 @@ class Runtime:
                 "(routes use their other tiers meanwhile)",
                 name, env,
             )  # fmt: skip
-        providers = {n: build_provider(n, m) for n, m in settings.models.items()}
+        providers: dict[str, Provider] = {
+            n: Limited(build_provider(n, m), m.limits.max_connections, m.timeouts.connect_s)
+            for n, m in settings.models.items()
+        }
         keys = load_keys(settings.policies_dir)
         if settings.auth.anonymous_team and settings.server.host not in (
             "127.0.0.1", "localhost", "::1",
