@@ -90,11 +90,32 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _team_has_policy(settings: Settings, folder: Path, team: str) -> bool:
+    """A key for a team without a policy gets `budget.default_policy` (by default no budget at
+    all): refuse to create one unless asked to (`--allow-no-policy`)."""
+    from gateway.policies import load_policies
+
+    try:
+        pol = load_policies(folder, settings.budget.timezone, settings.budget.default_policy)
+    except ConfigError as e:
+        print(f"frugal: {e}", file=sys.stderr)
+        return False
+    if team in pol.teams:
+        return True
+    msg = (f"frugal: team {team!r} has no policy in {folder}, so its keys would get "
+           f"budget.default_policy={pol.default!r} (no budget, no limit when 'unlimited'); "
+           "add the team to a policy file first, or pass --allow-no-policy")  # fmt: skip
+    print(msg, file=sys.stderr)
+    return False
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from gateway.keys import create_key
 
     settings = _load(args.config)
     policies = Path(args.policies) if args.policies else settings.policies_dir
+    if not args.allow_no_policy and not _team_has_policy(settings, policies, args.team):
+        return 2
     key = create_key(policies, args.team, args.name)
     print(key)
     print(f"(shown once; its SHA-256 is stored in {policies / 'keys.yaml'})", file=sys.stderr)
@@ -127,6 +148,8 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name")
     kc.add_argument("--config")
     kc.add_argument("--policies", help="policies folder (default: the configuration's)")
+    kc.add_argument("--allow-no-policy", action="store_true",
+                    help="create it even if the team has no policy (budget.default_policy)")
     kc.set_defaults(fn=cmd_keys_create)
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("--config")

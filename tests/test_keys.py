@@ -12,6 +12,7 @@ from gateway.keys import hash_key, load_keys
 def test_keys_create_prints_once_and_stores_hash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "teams.yaml").write_text("teams: {research: {budgets: {month: '5'}}}")
     assert main(["keys", "create", "--team", "research", "--policies", str(tmp_path)]) == 0
     key = capsys.readouterr().out.strip()
     stored = (tmp_path / "keys.yaml").read_text()

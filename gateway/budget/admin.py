@@ -16,10 +16,6 @@ from gateway.errors import NotFound
 router = APIRouter(prefix="/admin")
 
 
-
-
-
-
 @router.get("/spend")
 async def get_spend(
     request: Request, team: str,
@@ -44,6 +40,7 @@ async def get_budgets(request: Request, team: str, key_id: str | None = None) ->
     pol = rt.budget.enforcer.policies.team(team)
     if pol is None:
         raise NotFound(f"No policy for team {team!r}.")
+    await rt.budget.enforcer.sweep(team)  # expired holds are given back before they are shown
     out = []
     for ln in budget_lines(pol, key_id, datetime.now(UTC)):
         h = await rt.store.hgetall(ln.store_key)
