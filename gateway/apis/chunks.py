@@ -1,13 +1,13 @@
 """The pipeline answers a stream as chat SSE bytes (relayed, or replayed from the cache); a
 translator reads them back as chunk dicts. `[DONE]` ends the stream."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
 
 
-async def chat_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+async def chat_chunks(stream: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, Any], None]:
     """Each `data:` event as a dict (an `{"error": ...}` event included), until `[DONE]`."""
     buffer = b""
     try:

@@ -4,6 +4,7 @@
 an `error` event in Anthropic's shape."""
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -24,6 +25,24 @@ class _Blocks:
         self.open: int | None = None  # index of the open block
         self.open_kind: str | int | None = None  # "text", or the chat tool call's index
         self.tools: dict[int, int] = {}  # chat tool call index -> block index
+        self.finish: Any = None  # the chat finish_reason
+        self.usage: Any = None  # the chat usage dict, from the last chunk that has one
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        """The events one chat chunk makes (its first choice only: Messages has no `n`)."""
+        out: list[bytes] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                out += self.text(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                out += self.tool(call)
+            self.finish = choice.get("finish_reason") or self.finish
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        return out
 
     def close(self) -> list[bytes]:
         if self.open is None:
@@ -77,31 +96,19 @@ async def render(
     yield event("message_start", {"type": "message_start", "message": start})
     yield event("ping", {"type": "ping"})
     blocks = _Blocks()
-    finish: Any = None
-    reported: Any = None
-    async for chunk in chat_chunks(stream):
-        if "error" in chunk:
-            yield error_event(chunk["error"])
-            return
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                for out in blocks.text(delta["content"]):
-                    yield out
-            for call in delta.get("tool_calls") or ():
-                for out in blocks.tool(call):
-                    yield out
-            finish = choice.get("finish_reason") or finish
-        if isinstance(chunk.get("usage"), dict):
-            reported = chunk["usage"]
+    async with aclosing(chat_chunks(stream)) as chunks:  # a client that leaves closes the relay
+        async for chunk in chunks:
+            if "error" in chunk:
+                yield error_event(chunk["error"])
+                return
+            for out in blocks.feed(chunk):
+                yield out
     for out in blocks.close():
         yield out
     yield event("message_delta", {"type": "message_delta",
-                                  "delta": {"stop_reason": messages.stop_reason(finish),
+                                  "delta": {"stop_reason": messages.stop_reason(blocks.finish),
                                             "stop_sequence": None},
-                                  "usage": usage.anthropic(reported)})  # fmt: skip
+                                  "usage": usage.anthropic(blocks.usage)})  # fmt: skip
     yield event("message_stop", {"type": "message_stop"})
 
 

@@ -156,9 +156,9 @@ def _message(item: dict[str, Any]) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": role, "content": content}
     parts = [_part(p) for p in content or ()]
-    if role != "user" or all(p["type"] == "text" for p in parts):
+    if role != "user" or (len(parts) == 1 and parts[0]["type"] == "text"):
         return {"role": role, "content": "".join(p.get("text", "") for p in parts)}
-    return {"role": role, "content": parts}
+    return {"role": role, "content": parts}  # several parts stay apart, as chat allows
 
 
 def _part(part: dict[str, Any]) -> dict[str, Any]:

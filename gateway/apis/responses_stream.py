@@ -7,6 +7,7 @@
 carries a `sequence_number`."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -36,6 +37,31 @@ class _Output:
         self.open: dict[str, Any] | None = None
         self.text = ""
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool call index -> its item
+        self.finish: Any = None  # the chat finish_reason
+        self.usage: Any = None  # the chat usage dict, from the last chunk that has one
+
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        """The events one chat chunk makes (its first choice only: Responses has no `n`)."""
+        out: list[bytes] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                out += self.text_delta(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                out += self.call_delta(call)
+            self.finish = choice.get("finish_reason") or self.finish
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        return out
+
+    def failed(self, shell: dict[str, Any], error: Any) -> dict[str, Any]:
+        """The response object of a stream whose upstream failed mid-way."""
+        err = error if isinstance(error, dict) else {}
+        detail = {"code": str(err.get("code") or "server_error"),
+                  "message": str(err.get("message") or "upstream error")}  # fmt: skip
+        return {**shell, "status": "failed", "output": self.items, "error": detail}
 
     def _add(self, item: dict[str, Any]) -> list[bytes]:
         out = self.close()
@@ -109,32 +135,16 @@ async def render(
     yield event("response.created", response=shell)
     yield event("response.in_progress", response=shell)
     output = _Output(event)
-    finish: Any = None
-    reported: Any = None
-    async for chunk in chat_chunks(stream):
-        if "error" in chunk:
-            err = chunk["error"] if isinstance(chunk["error"], dict) else {}
-            error = {"code": str(err.get("code") or "server_error"),
-                     "message": str(err.get("message") or "upstream error")}  # fmt: skip
-            failed = {**shell, "status": "failed", "output": output.items, "error": error}
-            yield event("response.failed", response=failed)
-            return
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                for out in output.text_delta(delta["content"]):
-                    yield out
-            for call in delta.get("tool_calls") or ():
-                for out in output.call_delta(call):
-                    yield out
-            finish = choice.get("finish_reason") or finish
-        if isinstance(chunk.get("usage"), dict):
-            reported = chunk["usage"]
+    async with aclosing(chat_chunks(stream)) as chunks:  # a client that leaves closes the relay
+        async for chunk in chunks:
+            if "error" in chunk:
+                yield event("response.failed", response=output.failed(shell, chunk["error"]))
+                return
+            for out in output.feed(chunk):
+                yield out
     for out in output.close():
         yield out
-    response = responses.finished(shell, output.items, finish, reported)
+    response = responses.finished(shell, output.items, output.finish, output.usage)
     await keep(response, responses.answer_messages(output.items))  # before the client may ask
     kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
     yield event(kind, response=response)

@@ -2,6 +2,7 @@
 onto the fake OpenAI-compatible upstream: the request the upstream receives, the answer and the
 stream the client reads, tools both ways, errors in Anthropic's shape, routing and the cache."""
 
+import json
 from typing import Any
 
 import anthropic
@@ -302,3 +303,29 @@ def test_cache_key_includes_the_api(gateway: Gateway, fake: ToolStreamingFake) -
     chat = httpx.post(f"{gateway.url}/v1/chat/completions", json=anth, headers=auth)
     assert chat.status_code == 200 and chat.headers["x-frugal-cache"] == "miss"
     assert len(fake.requests) == 2
+
+
+def test_upstream_failure_mid_stream_ends_with_an_error_event(
+    gateway: Gateway, fake: ToolStreamingFake
+) -> None:
+    fake.script.drop_after_chunks = 4  # the role chunk and three words, then the connection drops
+    body = {
+        "model": "small-a",
+        "max_tokens": 20,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    with httpx.stream(
+        "POST",
+        f"{gateway.url}/v1/messages",
+        json=body,
+        headers={"x-api-key": gateway.keys["alpha"]},
+    ) as r:
+        lines = [line for line in r.iter_lines() if line]
+    assert r.status_code == 200
+    assert lines[-2] == "event: error"
+    error = json.loads(lines[-1].removeprefix("data: "))
+    assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    assert "event: message_stop" not in lines
+    deltas = [json.loads(x[6:]) for x in lines if x.startswith("data: ") and "text_delta" in x]
+    assert "".join(d["delta"]["text"] for d in deltas) == "Frugal routes each"

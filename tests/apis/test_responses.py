@@ -302,3 +302,34 @@ def test_model_auto_routes_with_headers(client: openai.OpenAI, fake: ToolStreami
     ) as streamed:
         assert streamed.headers["x-frugal-route"] == "auto"
         assert streamed.headers["x-frugal-model"] in ("small-a", "large-a")
+
+
+def test_upstream_failure_mid_stream_is_a_failed_response(
+    client: openai.OpenAI, fake: ToolStreamingFake
+) -> None:
+    fake.script.drop_after_chunks = 3
+    events = list(client.responses.create(model="small-a", input="Hi", stream=True))
+    last = events[-1]
+    assert last.type == "response.failed"
+    assert last.response.status == "failed" and last.response.error is not None
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert (
+        "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        == "Frugal routes"
+    )
+
+
+def test_several_text_parts_stay_apart(client: openai.OpenAI, fake: ToolStreamingFake) -> None:
+    parts: Any = [
+        {"type": "input_text", "text": "<context>"},
+        {"type": "input_text", "text": "Do it"},
+    ]
+    client.responses.create(
+        model="small-a", input=[{"role": "user", "content": parts}], store=False
+    )
+    assert fake.requests[-1]["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "<context>"}, {"type": "text", "text": "Do it"}],
+        }
+    ]
