@@ -17,6 +17,7 @@ from gateway.cache.coalesce import Flights
 from gateway.cache.entry import Entry, complete, decode
 from gateway.cache.health import Health
 from gateway.cache.key import exact_key, scope_pattern
+from gateway.cache.local import LocalEntries
 from gateway.cache.partition import last_user_turn, partition
 from gateway.cache.policy import Policy, resolve
 from gateway.cache.settings import CacheSettings
@@ -69,6 +70,8 @@ class ResponseCache:
     async def start(cls, settings: Settings, store: Any) -> "ResponseCache":
         cfg = settings.cache
         models = {n: [n, m.provider, m.model, m.base_url or ""] for n, m in settings.models.items()}
+        if getattr(store, "kind", None) == "memory":  # in process: a bounded LRU of its own
+            store = LocalEntries(cfg.max_entries, cfg.max_bytes)
         semantic = None
         if cfg.enabled and cfg.semantic.enabled:
             semantic = await _open_semantic(cfg, settings.redis_url)
@@ -91,8 +94,11 @@ class ResponseCache:
         return {"exact": int(exact), "semantic": semantic}
 
     def stats(self) -> dict[str, Any]:
-        return {"counts": dict(self.health.counts), "in_flight": len(self.flights),
-                "semantic": self.semantic is not None}  # fmt: skip
+        out = {"counts": dict(self.health.counts), "in_flight": len(self.flights),
+               "semantic": self.semantic is not None}  # fmt: skip
+        if isinstance(self._store, LocalEntries):
+            out["local"] = self._store.stats()
+        return out
 
     # --- stage 6: lookup ------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ class CacheSettings(_Strict):
     enabled: bool = True
     ttl_s: int = Field(default=3600, ge=1)
     max_entry_bytes: int = Field(default=256 * 1024, ge=256)
+    # In-process cache only (no redis_url): beyond these the least recently used entries go.
+    max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)  # keys and values
     # Cache sampling requests (temperature absent or > 0, and no seed)?
     cache_sampling: bool = False
     # Key entries under one scope shared by every team instead of the team's own scope.
