@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.admin_auth import admin_gate
 from gateway.apis.stored import router as stored_responses_router
 from gateway.auth import authenticate
 from gateway.budget.admin import router as admin_router
@@ -42,10 +44,14 @@ def create_app(settings: Settings) -> Front:
     app = FastAPI(title="Frugal", lifespan=lifespan, docs_url=None, redoc_url=None)
     _errors(app)
     _routes(app, settings)
-    app.include_router(admin_router)  # /admin/: its own key (budget.admin_key_env)
-    app.include_router(cache_admin_router)  # /admin/cache/: the same admin key
+    # /admin/ has its own key (budget.admin_key_env), checked before anything else; neither it nor
+    # /metrics is described in /openapi.json, which only lists what every client may call.
+    gate = [Depends(admin_gate)]
+    app.include_router(admin_router, include_in_schema=False, dependencies=gate)
+    app.include_router(cache_admin_router, include_in_schema=False, dependencies=gate)
     app.include_router(stored_responses_router)  # GET/DELETE /v1/responses/{id}
-    app.include_router(metrics_router)  # /metrics: the admin key unless telemetry.metrics_open
+    # /metrics: the admin key unless telemetry.metrics_open
+    app.include_router(metrics_router, include_in_schema=False)
     return Front(app, settings)  # serves the generation endpoints itself (gateway/front.py)
 
 
@@ -62,6 +68,15 @@ def _errors(app: FastAPI) -> None:
         body = {"error": {"message": msg, "type": "invalid_request_error", "param": None,
                           "code": code}}  # fmt: skip
         return json_response(body, exc.status_code, {"x-request-id": current_request_id()})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        err = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in err.get("loc", ())[1:]) or None
+        msg = f"Invalid request: {param}: {err.get('msg', 'invalid')}"
+        body = {"error": {"message": msg, "type": "invalid_request_error", "param": param,
+                          "code": None}}  # fmt: skip
+        return json_response(body, 400, {"x-request-id": current_request_id()})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -242,6 +242,7 @@ class ServerConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(default=30.0, gt=0)  # the whole request body, else 408
     workers: int = Field(default=1, ge=1)
     # Proxies whose X-Forwarded-For is believed (CIDRs); from any other peer it is ignored.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()

@@ -67,6 +67,14 @@ class PayloadTooLarge(FrugalError):
     default_code = "request_too_large"
 
 
+class RequestTimeout(FrugalError):
+    """The client did not send its whole request in time."""
+
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
 class RateLimited(FrugalError):
     status = 429
     type = "rate_limit_error"

@@ -21,7 +21,7 @@ from gateway.auth import authenticate
 from gateway.cache.controls import directives as cache_directives
 from gateway.call import Call
 from gateway.config import Settings
-from gateway.errors import FrugalError, InvalidRequest, PayloadTooLarge
+from gateway.errors import FrugalError, InvalidRequest, PayloadTooLarge, RequestTimeout
 from gateway.middleware import RequestIdMiddleware, request_id_from, use_request_id
 from gateway.providers.base import Endpoint
 from gateway.record import record
@@ -45,6 +45,7 @@ class Front:
         self.app = app
         self.rest = RequestIdMiddleware(app)
         self.limit = settings.server.max_body_bytes
+        self.body_timeout_s = settings.server.body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = HOT.get(scope["path"]) if scope["type"] == "http" else None
@@ -66,8 +67,9 @@ class Front:
             call: Call | None = None
             try:
                 rt: Runtime = self.app.state.rt
-                body = await read_body(receive, headers.get("content-length"), self.limit)
-                principal = authenticate(rt, bridge.authorization(headers), scope)
+                principal = authenticate(rt, bridge.authorization(headers), scope)  # first
+                declared = headers.get("content-length")
+                body = await read_body(receive, declared, self.limit, self.body_timeout_s)
                 call = Call(rid, principal, endpoint, body)
                 call.trace = rt.telemetry.trace_for(headers.get("traceparent"))
                 reply: pipeline.Reply | StreamReply
@@ -113,8 +115,22 @@ def internal_error_body(rid: str) -> dict[str, Any]:
                       "param": None, "code": "internal_error"}}  # fmt: skip
 
 
-async def read_body(receive: Receive, declared: str | None, limit: int) -> Any:
-    """The request's JSON body, refused early when larger than `limit` bytes."""
+async def read_body(
+    receive: Receive, declared: str | None, limit: int, timeout_s: float | None = None
+) -> Any:
+    """The request's JSON body, refused early when larger than `limit` bytes, and refused (408)
+    unless all of it arrives within `timeout_s` seconds (a client trickling it holds a task)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await _receive_body(receive, declared, limit)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The request body did not arrive within {timeout_s:g} s (server.body_timeout_s)."
+        ) from None
+    return parse_json(raw)
+
+
+async def _receive_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     too_large = f"The request body is larger than the limit of {limit} bytes."
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(too_large)
@@ -130,11 +146,26 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> Any:
             raise PayloadTooLarge(too_large)
         chunks.append(part)
         if not message.get("more_body", False):
-            break
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+MAX_DEPTH = 255  # what orjson can write back (to the upstream, the cache key): deeper is a 400
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON with at most MAX_DEPTH levels of nesting (orjson reads 1024 but writes 255)."""
     try:
-        return orjson.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise InvalidRequest(f"The request body is not valid JSON: {e.msg}.") from None
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # cheap test first: might be too deep
+        try:
+            orjson.dumps(body)
+        except orjson.JSONEncodeError:
+            raise InvalidRequest(
+                f"The request body is nested more than {MAX_DEPTH} levels deep."
+            ) from None
+    return body
 
 
 async def send_sse(
