@@ -20,6 +20,7 @@ from typing import Any
 from gateway import pricing, tokens
 from gateway.budget import Admission, BudgetView, Reservation
 from gateway.budget.allow import authorize
+from gateway.budget.estimate import prompt_extra, with_output_cap
 from gateway.cache.service import Lookup
 from gateway.call import Call
 from gateway.cascade import escalation_reason
@@ -215,8 +216,9 @@ def _released_on_failure(rt: Runtime, held: Reservation) -> Iterator[None]:
 
 
 def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, Any]:
-    out = dict(body)
-    out["model"] = rt.router.model(model).model
+    cfg = rt.router.model(model)
+    out = with_output_cap(body, cfg)  # the output cap the budget hold covers, always sent
+    out["model"] = cfg.model
     if out.get("stream"):
         # Always ask for usage, to account for it; the relay hides it unless the client asked.
         opts = dict(out.get("stream_options") or {})
@@ -239,9 +241,11 @@ def charge(rt: Runtime, call: Call, usage: Usage) -> None:
 
 
 def prompt_tokens(call: Call) -> int:
+    """Input tokens (for holds and TPM): the text, plus tools, schemas, images, token ids."""
+    extra = prompt_extra(call.body)
     if call.endpoint is Endpoint.chat:
-        return tokens.count_messages(call.body["messages"])
-    return tokens.count_prompt(call.body.get("prompt"))
+        return tokens.count_messages(call.body["messages"]) + extra
+    return tokens.count_prompt(call.body.get("prompt")) + extra
 
 
 def _settle(rt: Runtime, call: Call, c: Completion, req: ChatRequest | CompletionRequest) -> None:

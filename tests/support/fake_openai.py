@@ -42,6 +42,9 @@ class Script:
     # Merged into every usage object sent (e.g. prompt_tokens_details with cached_tokens).
     usage_extra: dict[str, Any] = field(default_factory=dict)
     prompt_tokens: int | None = None  # report this many prompt tokens instead of counting
+    # A reasoning model: writes (and bills) this many tokens, all but the answer's reasoning,
+    # unless the request's max_completion_tokens / max_tokens cuts it short.
+    reasoning_writes: int | None = None
 
 
 @dataclass
@@ -142,6 +145,12 @@ class FakeOpenAI:
         }  # fmt: skip
         if self.script.usage:
             resp["usage"] = self._usage(prompt, self.script.completion_tokens * n)
+        if self.script.reasoning_writes is not None:
+            cap = body.get("max_completion_tokens") or body.get("max_tokens")
+            wrote = min(self.script.reasoning_writes, cap or self.script.reasoning_writes)
+            resp["choices"][0]["finish_reason"] = "length" if cap and wrote == cap else "stop"
+            resp["usage"] = self._usage(prompt, wrote * n)
+            resp["usage"]["completion_tokens_details"] = {"reasoning_tokens": max(0, wrote - 10)}
         return web.json_response(resp)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
