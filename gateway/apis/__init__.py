@@ -7,7 +7,9 @@ its answer (and its stream) back in the API's shape.
     usage.py           the chat usage dict in each API's shape (cached input, reasoning)
     messages.py        Anthropic Messages: request -> chat, chat answer -> message
     messages_stream.py chat chunks -> Anthropic SSE events
-    responses.py       OpenAI Responses: request -> chat, chat answer -> response object
+    responses.py       OpenAI Responses: request -> chat (and the response object's echo)
+    response_output.py chat answer -> Responses output items and the final response object
     responses_stream.py chat chunks -> Responses SSE events
     response_store.py  stored responses (previous_response_id, GET, DELETE), per team, with a TTL
+    stored.py          GET and DELETE /v1/responses/{id}
 """

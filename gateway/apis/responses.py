@@ -4,21 +4,19 @@ object, stored for the team when `store` is on. What a chat upstream cannot hono
 tools, encrypted reasoning, background runs, server-side conversations) is a clear 400."""
 
 import time
-import uuid
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import pipeline
-from gateway.apis import response_store, responses_stream, usage
+from gateway.apis import response_store, responses_stream
+from gateway.apis.response_output import CUSTOM_INPUT, custom_arguments, from_chat, new_id
 from gateway.call import Call
 from gateway.errors import InvalidRequest
 from gateway.providers.base import Endpoint
 from gateway.runtime import Runtime
 from gateway.schemas import ChatRequest, validate
 from gateway.streaming import StreamReply
-
-INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 class ResponsesRequest(BaseModel):
@@ -42,10 +40,6 @@ class ResponsesRequest(BaseModel):
     user: str | None = None
     background: bool | None = None
     conversation: Any = None
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
@@ -120,16 +114,9 @@ def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
         kind = item.get("type") or ("message" if "role" in item else None)
         if kind == "message":
             out.append(_message(item))
-        elif kind == "function_call":
-            call = {"id": str(item.get("call_id")), "type": "function",
-                    "function": {"name": str(item.get("name")),
-                                 "arguments": str(item.get("arguments") or "{}")}}  # fmt: skip
-            last = out[-1] if out else None
-            if last is not None and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(call)  # one assistant turn
-            else:
-                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+        elif kind in ("function_call", "custom_tool_call"):
+            _add_call(out, item)
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             text = output if isinstance(output, str) else _text(output or [])
             out.append({"role": "tool", "tool_call_id": str(item.get("call_id")), "content": text})
@@ -145,6 +132,21 @@ def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                                  "gateway's bridge to chat-completions models.",
                                  param="input")  # fmt: skip
     return out
+
+
+def _add_call(out: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """A (custom) function call item, added to the assistant turn it belongs to."""
+    if item.get("type") == "custom_tool_call":
+        args = custom_arguments(item.get("input"))
+    else:
+        args = str(item.get("arguments") or "{}")
+    call = {"id": str(item.get("call_id")), "type": "function",
+            "function": {"name": str(item.get("name")), "arguments": args}}  # fmt: skip
+    last = out[-1] if out else None
+    if last is not None and last["role"] == "assistant":
+        last.setdefault("tool_calls", []).append(call)  # one assistant turn
+    else:
+        out.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
 
 def _message(item: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +183,11 @@ def _text(parts: list[Any]) -> str:
 
 
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if tool.get("type") == "custom":  # freeform input: a function taking one string
+        fn = {"name": tool.get("name"), "parameters": CUSTOM_INPUT}
+        if tool.get("description"):
+            fn["description"] = tool["description"]
+        return {"type": "function", "function": fn}
     if tool.get("type") != "function":
         raise InvalidRequest(
             f"The built-in tool {tool.get('type')!r} cannot be run by a model served through "
@@ -193,7 +200,7 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
 def _tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
     if isinstance(choice, str):
         return choice
-    if choice.get("type") == "function":
+    if choice.get("type") in ("function", "custom"):
         return {"type": "function", "function": {"name": choice.get("name")}}
     raise InvalidRequest(f"tool_choice of type {choice.get('type')!r} is not supported by "
                          "this gateway's bridge.", param="tool_choice")  # fmt: skip
@@ -204,9 +211,6 @@ def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
         return {"type": "json_object"}
     schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
     return {"type": "json_schema", "json_schema": schema}
-
-
-# --- answer: chat -> response object -------------------------------------------------------
 
 
 def response_shell(req: ResponsesRequest, response_id: str, model: str) -> dict[str, Any]:
@@ -224,61 +228,3 @@ def response_shell(req: ResponsesRequest, response_id: str, model: str) -> dict[
         "tool_choice": req.tool_choice or "auto", "tools": req.tools or [],
         "truncation": "disabled", "usage": None, "user": req.user, "metadata": req.metadata or {},
     }  # fmt: skip
-
-
-def finished(
-    shell: dict[str, Any], output: list[dict[str, Any]], finish: Any, chat_usage: Any
-) -> dict[str, Any]:
-    """The final response object: its output items, status and usage."""
-    reason = INCOMPLETE.get(str(finish))
-    return {
-        **shell, "output": output, "usage": usage.responses(chat_usage),
-        "status": "incomplete" if reason else "completed",
-        "incomplete_details": {"reason": reason} if reason else None,
-    }  # fmt: skip
-
-
-def message_item(text: str, status: str = "completed") -> dict[str, Any]:
-    return {"type": "message", "id": new_id("msg"), "status": status, "role": "assistant",
-            "content": [output_text(text)] if status == "completed" else []}  # fmt: skip
-
-
-def output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def call_item(call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {"type": "function_call", "id": new_id("fc"), "call_id": call_id, "name": name,
-            "arguments": arguments, "status": status}  # fmt: skip
-
-
-def answer_messages(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Output items as the chat turn to keep in the conversation (one assistant message)."""
-    text = "".join(p["text"] for item in output if item["type"] == "message"
-                   for p in item["content"])  # fmt: skip
-    calls = [{"id": i["call_id"], "type": "function",
-              "function": {"name": i["name"], "arguments": i["arguments"]}}
-             for i in output if i["type"] == "function_call"]  # fmt: skip
-    msg: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if calls:
-        msg["tool_calls"] = calls
-    return [msg]
-
-
-def from_chat(
-    body: dict[str, Any], shell: dict[str, Any]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(the response object, the answer as chat messages for the stored conversation)."""
-    choices = body.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    msg = choice.get("message") or {}
-    output: list[dict[str, Any]] = []
-    if isinstance(msg.get("content"), str) and msg["content"]:
-        output.append(message_item(msg["content"]))
-    for tc in msg.get("tool_calls") or ():
-        fn = tc.get("function") or {}
-        output.append(call_item(str(tc.get("id")), str(fn.get("name")),
-                                str(fn.get("arguments") or "")))  # fmt: skip
-    response = finished({**shell, "model": body.get("model", shell["model"])}, output,
-                        choice.get("finish_reason"), body.get("usage"))  # fmt: skip
-    return response, answer_messages(output)

@@ -2,7 +2,8 @@
 `response.in_progress`; per output item `response.output_item.added`, then for a message
 `response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
 `response.content_part.done`, or for a function call `response.function_call_arguments.delta`...,
-`response.function_call_arguments.done`; `response.output_item.done`; finally
+`response.function_call_arguments.done` (a custom tool's: `response.custom_tool_call_input.delta`
+and `.done` with its whole input); `response.output_item.done`; finally
 `response.completed` (or `response.incomplete`) with usage, or `response.failed`. Every event
 carries a `sequence_number`."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from gateway.apis import responses
+from gateway.apis import response_output as ro
 from gateway.apis.chunks import chat_chunks
 
 Keep = Callable[[dict[str, Any], list[dict[str, Any]]], Awaitable[None]]
@@ -31,12 +32,14 @@ class _Events:
 class _Output:
     """The output items built so far; one is open (being streamed) at a time."""
 
-    def __init__(self, event: _Events) -> None:
+    def __init__(self, event: _Events, custom: frozenset[str]) -> None:
         self.event = event
+        self.custom = custom  # custom tools' names: their input is sent whole, at the end
         self.items: list[dict[str, Any]] = []
         self.open: dict[str, Any] | None = None
         self.text = ""
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool call index -> its item
+        self.arguments: dict[int, str] = {}  # chat tool call index -> its arguments so far
         self.finish: Any = None  # the chat finish_reason
         self.usage: Any = None  # the chat usage dict, from the last chunk that has one
 
@@ -74,10 +77,10 @@ class _Output:
     def text_delta(self, delta: str) -> list[bytes]:
         out: list[bytes] = []
         if self.open is None or self.open["type"] != "message":
-            out = self._add(responses.message_item("", status="in_progress"))
+            out = self._add(ro.message_item("", status="in_progress"))
             self.text = ""
             out.append(self.event("response.content_part.added", **self._where(),
-                                  content_index=0, part=responses.output_text("")))  # fmt: skip
+                                  content_index=0, part=ro.output_text("")))  # fmt: skip
         self.text += delta
         out.append(self.event("response.output_text.delta", **self._where(), content_index=0,
                               delta=delta, logprobs=[]))  # fmt: skip
@@ -88,13 +91,16 @@ class _Output:
         fn = call.get("function") or {}
         out: list[bytes] = []
         if k not in self.calls:
-            call_id = str(call.get("id") or responses.new_id("call"))
-            item = responses.call_item(call_id, str(fn.get("name") or ""), "", "in_progress")
+            call_id = str(call.get("id") or ro.new_id("call"))
+            item = ro.call_item(call_id, str(fn.get("name") or ""), "", self.custom, "in_progress")
             self.calls[k] = item
             out = self._add(item)
         item = self.calls[k]
         args = fn.get("arguments")
         if isinstance(args, str) and args:
+            self.arguments[k] = self.arguments.get(k, "") + args
+            if item["type"] == "custom_tool_call":
+                return out  # its input is known once the JSON arguments are whole
             item["arguments"] += args
             out.append(self.event("response.function_call_arguments.delta",
                                   item_id=item["id"], output_index=self.items.index(item),
@@ -112,12 +118,19 @@ class _Output:
         where = self._where()
         out: list[bytes] = []
         if item["type"] == "message":
-            part = responses.output_text(self.text)
+            part = ro.output_text(self.text)
             out.append(self.event("response.output_text.done", **where, content_index=0,
                                   text=self.text, logprobs=[]))  # fmt: skip
             out.append(self.event("response.content_part.done", **where, content_index=0,
                                   part=part))  # fmt: skip
             item["content"] = [part]
+        elif item["type"] == "custom_tool_call":
+            k = next(k for k, v in self.calls.items() if v is item)
+            item["input"] = ro.custom_input(self.arguments.get(k, ""))
+            out.append(self.event("response.custom_tool_call_input.delta", **where,
+                                  delta=item["input"]))  # fmt: skip
+            out.append(self.event("response.custom_tool_call_input.done", **where,
+                                  input=item["input"]))  # fmt: skip
         else:
             out.append(self.event("response.function_call_arguments.done", **where,
                                   name=item["name"], arguments=item["arguments"]))  # fmt: skip
@@ -134,7 +147,7 @@ async def render(
     event = _Events()
     yield event("response.created", response=shell)
     yield event("response.in_progress", response=shell)
-    output = _Output(event)
+    output = _Output(event, ro.custom_tools(shell["tools"]))
     async with aclosing(chat_chunks(stream)) as chunks:  # a client that leaves closes the relay
         async for chunk in chunks:
             if "error" in chunk:
@@ -144,7 +157,7 @@ async def render(
                 yield out
     for out in output.close():
         yield out
-    response = responses.finished(shell, output.items, output.finish, output.usage)
-    await keep(response, responses.answer_messages(output.items))  # before the client may ask
+    response = ro.finished(shell, output.items, output.finish, output.usage)
+    await keep(response, ro.answer_messages(output.items))  # before the client may ask
     kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
     yield event(kind, response=response)

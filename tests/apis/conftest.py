@@ -20,6 +20,8 @@ ARGS = ['{"x"', ": 1}"]  # the streamed tool call's argument fragments
 
 
 class ToolStreamingFake(FakeOpenAI):
+    args: list[str] = ARGS  # the argument fragments a streamed tool call sends
+
     async def _stream(
         self, request: web.Request, body: dict[str, Any], prompt: int, chat: bool
     ) -> web.StreamResponse:
@@ -43,7 +45,7 @@ class ToolStreamingFake(FakeOpenAI):
         deltas: list[dict[str, Any]] = [
             {"role": "assistant", "content": None, "tool_calls": [first]}
         ]
-        deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in ARGS]
+        deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in self.args]
         chunks = [
             {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
         ]
@@ -71,6 +73,7 @@ def fake(tool_fake: ToolStreamingFake) -> Iterator[ToolStreamingFake]:
     tool_fake.reset()
     yield tool_fake
     tool_fake.reset()
+    tool_fake.args = ARGS
 
 
 @dataclass

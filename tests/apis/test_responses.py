@@ -333,3 +333,62 @@ def test_several_text_parts_stay_apart(client: openai.OpenAI, fake: ToolStreamin
             "content": [{"type": "text", "text": "<context>"}, {"type": "text", "text": "Do it"}],
         }
     ]
+
+
+PATCH_TOOL: Any = {"type": "custom", "name": "apply_patch", "description": "Apply a patch"}
+
+
+def test_custom_tool_round_trip(client: openai.OpenAI, fake: ToolStreamingFake) -> None:
+    fake.args = ['{"input": "*** Begin', ' Patch"}']
+    events = list(
+        client.responses.create(model="small-a", input="Fix it", tools=[PATCH_TOOL], stream=True)
+    )
+    sent = fake.requests[-1]
+    assert sent["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "apply_patch",
+                "description": "Apply a patch",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"input": {"type": "string"}},
+                    "required": ["input"],
+                    "additionalProperties": False,
+                },
+            },
+        }
+    ]
+    kinds = [e.type for e in events]
+    assert kinds[2:-1] == [
+        "response.output_item.added",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "response.output_item.done",
+    ]
+    item = events[-1].response.output[0]  # type: ignore[union-attr]
+    assert item.type == "custom_tool_call" and item.input == "*** Begin Patch"
+    # The call and its output go back as the custom items Codex sends; the bridge keeps them.
+    client.responses.create(
+        model="small-a",
+        previous_response_id=events[-1].response.id,  # type: ignore[union-attr]
+        input=[{"type": "custom_tool_call_output", "call_id": item.call_id, "output": "Done"}],
+        store=False,
+    )
+    assert fake.requests[-1]["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "apply_patch", "arguments": '{"input":"*** Begin Patch"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Done"},
+    ]
+    # A whole (non-streamed) answer names the custom tool too.
+    resp = client.responses.create(model="small-a", input="Fix it", tools=[PATCH_TOOL], store=False)
+    assert resp.output[0].type == "custom_tool_call" and resp.output[0].name == "apply_patch"
