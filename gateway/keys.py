@@ -59,9 +59,6 @@ class KeyRing:
     def teams(self) -> set[str]:
         return {e.team for e in self._by_id.values()}
 
-    def teams(self) -> set[str]:
-        return {e.team for e in self._by_id.values()}
-
     def verify(self, key: str) -> Principal | None:
         entry = self._by_id.get(key_id_of(key) or "")
         if entry is None:
