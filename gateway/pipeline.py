@@ -20,10 +20,11 @@ from typing import Any
 from gateway import pricing, tokens
 from gateway.budget import Admission, BudgetView, Reservation
 from gateway.budget.allow import authorize
-from gateway.budget.estimate import prompt_extra, with_output_cap
+from gateway.budget.estimate import cap_field, choices, prompt_extra, with_output_cap
 from gateway.cache.service import Lookup
 from gateway.call import Call
 from gateway.cascade import escalation_reason
+from gateway.errors import UpstreamError
 from gateway.providers.base import Completion, Endpoint
 from gateway.record import record
 from gateway.router.heuristic import text_of
@@ -92,7 +93,7 @@ async def _complete(
 ) -> dict[str, Any]:
     """Call the decision's candidates; settle usage, cost and the budget hold; the answer."""
     assert call.decision is not None
-    with _released_on_failure(rt, held):
+    with _released_on_failure(rt, held, call):
         model, completion = await rt.resilient.call(
             call.decision.candidates,
             lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
@@ -206,13 +207,36 @@ async def _route(
 
 
 @contextmanager
-def _released_on_failure(rt: Runtime, held: Reservation) -> Iterator[None]:
-    """No upstream answer (error, timeout, cancelled): give the budget hold back."""
+def _released_on_failure(
+    rt: Runtime, held: Reservation, call: Call | None = None
+) -> Iterator[None]:
+    """No upstream answer (error, timeout, cancelled): give the budget hold back; unless the
+    upstream may have processed, and billed, the request (an error after it was sent, e.g. a
+    read timeout mid-generation): then the team is charged for it (`_charge_failed`)."""
     try:
         yield
+    except UpstreamError as e:
+        if call is not None and e.maybe_processed and e.model in rt.settings.models:
+            _charge_failed(rt, call, e.model)
+            rt.budget.enforcer.settle_soon(call, held)
+        else:
+            rt.budget.enforcer.later(rt.budget.enforcer.release(held))
+        raise
     except BaseException:
         rt.budget.enforcer.later(rt.budget.enforcer.release(held))
         raise
+
+
+def _charge_failed(rt: Runtime, call: Call, model: str) -> None:
+    """An attempt the upstream may have billed without answering: charge what it can bill at
+    most (the prompt and the output cap that was sent, the request's hold), as estimated
+    usage, and say so (`x-frugal-charged-failure`; the log line's outcome names the error)."""
+    cfg = rt.router.model(model)
+    sent = with_output_cap(call.body, cfg)
+    cap = int(sent.get(cap_field(cfg.model, chat="messages" in sent), 0) or 0)
+    call.model = model
+    charge(rt, call, Usage(prompt_tokens(call), cap * choices(call.body), estimated=True))
+    call.extra_headers["x-frugal-charged-failure"] = "upstream may have billed"
 
 
 def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -268,7 +292,7 @@ async def _stream(
 ) -> StreamReply:  # fmt: skip
     assert call.decision is not None
     budget = rt.budget.enforcer
-    with _released_on_failure(rt, held):
+    with _released_on_failure(rt, held, call):
         model, first, chunks = await rt.resilient.open_stream(
             call.decision.candidates,
             lambda m: rt.providers[m].stream(call.endpoint, upstream_body(rt, call.body, m)),

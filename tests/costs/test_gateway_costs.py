@@ -38,6 +38,8 @@ def _models(url: str) -> dict[str, Any]:
         "gpt-4.1": {**key, "model": "gpt-4.1", "tier": "large"},  # no price: litellm's map
         "thinker": {**key, "model": "o4-mini", "tier": "large", "price": THINKER,
                     "max_output_tokens": MAX_OUT},
+        "slow": {**key, "model": "fake-slow", "tier": "large", "price": THINKER,
+                 "max_output_tokens": MAX_OUT, "timeouts": {"connect_s": 1, "read_s": 0.3}},
         "plain-thinker": {**key, "model": "fake-think", "tier": "large", "price": THINKER,
                           "max_output_tokens": MAX_OUT},
     }  # fmt: skip
@@ -50,8 +52,9 @@ def gw(fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Ite
     mp.setenv("FRUGAL_ADMIN_KEY", ADMIN)
     policies = tmp_path_factory.mktemp("policies")
     (policies / "teams.yaml").write_text(yaml.safe_dump(
-        {"teams": {"capped": {"budgets": {"month": str(BUDGET)}}, "open": {}}}))  # fmt: skip
-    keys = {t: create_key(policies, t) for t in ("capped", "open")}
+        {"teams": {"capped": {"budgets": {"month": str(BUDGET)}}, "open": {},
+                   "timeouts": {"budgets": {"month": "1.00"}}}}))  # fmt: skip
+    keys = {t: create_key(policies, t) for t in ("capped", "open", "timeouts")}
     settings = Settings(models=_models(fake_openai.url), policies_dir=policies,
                         resilience={"retries": 0}, budget={"reload_interval_s": 0})  # fmt: skip
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as c:
@@ -225,3 +228,22 @@ def test_the_prompt_estimate_counts_tools_schemas_images_and_token_ids() -> None
     assert prompt_extra({"prompt": [[1, 2, 3], [4, 5]]}) == 5
     assert prompt_extra({"prompt": [101, 102, 103, 104]}) == 4
     assert prompt_extra({"prompt": "text is counted elsewhere"}) == 0
+
+
+def test_a_timeout_after_sending_is_charged_and_says_so(gw: Any, upstream: FakeOpenAI) -> None:
+    """The upstream got the request and may bill it (it keeps generating after we stop
+    waiting): the team is charged the most it can bill, the request's hold, marked."""
+    upstream.script.delay_s = 1.0  # past read_s
+    r = _chat(gw, "timeouts", "slow")
+    assert r.status_code == 504
+    assert r.headers["x-frugal-charged-failure"] == "upstream may have billed"
+    assert r.headers["x-frugal-usage-estimated"] == "true"
+    charged = Decimal(r.headers["x-frugal-cost-usd"])
+    assert MAX_OUT * Decimal("10.00") / 1_000_000 < charged <= ONE_HOLD
+    spent, held = _spent(gw, "timeouts")
+    assert held == 0 and spent == charged
+    upstream.script.delay_s = 0
+    upstream.script.fail_next, upstream.script.fail_status = 1, 500  # surely not processed
+    r = _chat(gw, "timeouts", "slow")
+    assert r.status_code == 502 and "x-frugal-charged-failure" not in r.headers
+    assert _spent(gw, "timeouts") == (spent, Decimal(0))  # released, not charged
