@@ -43,6 +43,7 @@ class MessagesRequest(BaseModel):
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     output_config: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None  # not sent upstream; shows the upstream's reasoning
 
 
 class CountRequest(MessagesRequest):
@@ -54,11 +55,13 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     chat = to_chat(req)
     call.api, call.endpoint, call.body = Endpoint.messages, Endpoint.chat, chat
     reply = await pipeline.generate(rt, call, validate(ChatRequest, chat))
+    thinking = (req.thinking or {}).get("type") in ("enabled", "adaptive")
+    msg_id = f"msg_{call.request_id}"
     if isinstance(reply, StreamReply):
         start = tokens.count_messages(chat["messages"])  # message_start's input estimate
-        events = messages_stream.render(reply.chunks, f"msg_{call.request_id}", call.model, start)
+        events = messages_stream.render(reply.chunks, msg_id, call.model, start, thinking)
         return StreamReply(events, reply.headers)
-    return pipeline.Reply(from_chat(reply.body, f"msg_{call.request_id}"), reply.headers)
+    return pipeline.Reply(from_chat(reply.body, msg_id, thinking), reply.headers)
 
 
 def count(call: Call) -> pipeline.Reply:
@@ -207,11 +210,16 @@ def _tool_choice(choice: dict[str, Any], body: dict[str, Any]) -> None:
 # --- answer: chat -> Messages --------------------------------------------------------------
 
 
-def from_chat(body: dict[str, Any], message_id: str) -> dict[str, Any]:
+def from_chat(body: dict[str, Any], message_id: str, thinking: bool = False) -> dict[str, Any]:
+    """The message; the upstream's reasoning as a thinking block when the client asked for
+    thinking (its signature is empty: no Anthropic model made it)."""
     choices = body.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     msg = choice.get("message") or {}
     content: list[dict[str, Any]] = []
+    reasoning = usage.reasoning_of(msg)
+    if thinking and reasoning:
+        content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = msg.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})

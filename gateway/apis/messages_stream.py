@@ -1,5 +1,6 @@
 """Chat chunks -> Anthropic Messages SSE: `message_start`, `ping`, then per content block
-`content_block_start`, deltas (`text_delta`, `input_json_delta`), `content_block_stop`; then
+`content_block_start`, deltas (`thinking_delta` when the client asked for thinking and the
+upstream reasons, `text_delta`, `input_json_delta`), `content_block_stop`; then
 `message_delta` (stop reason and usage) and `message_stop`. A failure mid-stream ends it with
 an `error` event in Anthropic's shape."""
 
@@ -20,7 +21,8 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 class _Blocks:
     """The content blocks opened so far; one is open at a time, as Anthropic streams them."""
 
-    def __init__(self) -> None:
+    def __init__(self, thinking: bool) -> None:
+        self.thinking = thinking  # show the upstream's reasoning as thinking blocks
         self.count = 0
         self.open: int | None = None  # index of the open block
         self.open_kind: str | int | None = None  # "text", or the chat tool call's index
@@ -35,6 +37,9 @@ class _Blocks:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            reasoning = usage.reasoning_of(delta)
+            if reasoning and self.thinking:
+                out += self.think(reasoning)
             if isinstance(delta.get("content"), str) and delta["content"]:
                 out += self.text(delta["content"])
             for call in delta.get("tool_calls") or ():
@@ -64,6 +69,13 @@ class _Blocks:
         out.append(_delta(self.open, {"type": "text_delta", "text": text}))
         return out
 
+    def think(self, text: str) -> list[bytes]:
+        out = []
+        if self.open_kind != "thinking":
+            out = self.start("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        out.append(_delta(self.open, {"type": "thinking_delta", "thinking": text}))
+        return out
+
     def tool(self, call: dict[str, Any]) -> list[bytes]:
         k = call.get("index", 0)
         fn = call.get("function") or {}
@@ -86,7 +98,11 @@ def _delta(index: int | None, delta: dict[str, Any]) -> bytes:
 
 
 async def render(
-    stream: AsyncIterator[bytes], message_id: str, model: str | None, input_estimate: int
+    stream: AsyncIterator[bytes],
+    message_id: str,
+    model: str | None,
+    input_estimate: int,
+    thinking: bool = False,
 ) -> AsyncIterator[bytes]:
     start: dict[str, Any] = {
         "id": message_id, "type": "message", "role": "assistant", "model": model,
@@ -95,7 +111,7 @@ async def render(
     }  # fmt: skip
     yield event("message_start", {"type": "message_start", "message": start})
     yield event("ping", {"type": "ping"})
-    blocks = _Blocks()
+    blocks = _Blocks(thinking)
     async with aclosing(chat_chunks(stream)) as chunks:  # a client that leaves closes the relay
         async for chunk in chunks:
             if "error" in chunk:

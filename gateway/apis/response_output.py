@@ -1,4 +1,5 @@
-"""A chat answer as Responses API output: output items (`message`, `function_call`, and
+"""A chat answer as Responses API output: output items (`reasoning` where the upstream sends
+its reasoning, `message`, `function_call`, and
 `custom_tool_call` for custom (freeform) tools, which the bridge sends upstream as a function
 taking one string, `input`), the final response object, and the answer as the chat turn kept
 in a stored conversation."""
@@ -31,7 +32,7 @@ def custom_input(arguments: str) -> str:
     except orjson.JSONDecodeError:
         return arguments
     if isinstance(value, dict) and isinstance(value.get("input"), str):
-        return value["input"]
+        return str(value["input"])
     return arguments  # a model that did not follow the one-string schema: its text as is
 
 
@@ -54,6 +55,13 @@ def finished(
 def message_item(text: str, status: str = "completed") -> dict[str, Any]:
     return {"type": "message", "id": new_id("msg"), "status": status, "role": "assistant",
             "content": [output_text(text)] if status == "completed" else []}  # fmt: skip
+
+
+def reasoning_item(text: str, status: str = "completed") -> dict[str, Any]:
+    """The upstream's reasoning (a chat `reasoning_content`), as raw reasoning text."""
+    content = [{"type": "reasoning_text", "text": text}] if status == "completed" else []
+    return {"type": "reasoning", "id": new_id("rs"), "summary": [], "content": content,
+            "status": status}  # fmt: skip
 
 
 def output_text(text: str) -> dict[str, Any]:
@@ -99,6 +107,9 @@ def from_chat(
     msg = choice.get("message") or {}
     custom = custom_tools(shell["tools"])
     output: list[dict[str, Any]] = []
+    reasoning = usage.reasoning_of(msg)
+    if reasoning:
+        output.append(reasoning_item(reasoning))
     if isinstance(msg.get("content"), str) and msg["content"]:
         output.append(message_item(msg["content"]))
     for tc in msg.get("tool_calls") or ():

@@ -1,5 +1,6 @@
 """Chat chunks -> Responses API SSE, in the order OpenAI sends them: `response.created`,
-`response.in_progress`; per output item `response.output_item.added`, then for a message
+`response.in_progress`; per output item `response.output_item.added`, then for the upstream's
+reasoning `response.reasoning_text.delta`... and `.done`, for a message
 `response.content_part.added`, `response.output_text.delta`..., `response.output_text.done`,
 `response.content_part.done`, or for a function call `response.function_call_arguments.delta`...,
 `response.function_call_arguments.done` (a custom tool's: `response.custom_tool_call_input.delta`
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.apis import response_output as ro
+from gateway.apis import usage
 from gateway.apis.chunks import chat_chunks
 
 Keep = Callable[[dict[str, Any], list[dict[str, Any]]], Awaitable[None]]
@@ -50,6 +52,9 @@ class _Output:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            reasoning = usage.reasoning_of(delta)
+            if reasoning:
+                out += self.reasoning_delta(reasoning)
             if isinstance(delta.get("content"), str) and delta["content"]:
                 out += self.text_delta(delta["content"])
             for call in delta.get("tool_calls") or ():
@@ -72,6 +77,16 @@ class _Output:
         self.items.append(item)
         out.append(self.event("response.output_item.added", output_index=len(self.items) - 1,
                               item=item))  # fmt: skip
+        return out
+
+    def reasoning_delta(self, delta: str) -> list[bytes]:
+        out: list[bytes] = []
+        if self.open is None or self.open["type"] != "reasoning":
+            out = self._add(ro.reasoning_item("", status="in_progress"))
+            self.text = ""
+        self.text += delta
+        out.append(self.event("response.reasoning_text.delta", **self._where(), content_index=0,
+                              delta=delta))  # fmt: skip
         return out
 
     def text_delta(self, delta: str) -> list[bytes]:
@@ -117,7 +132,11 @@ class _Output:
             return []
         where = self._where()
         out: list[bytes] = []
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            out.append(self.event("response.reasoning_text.done", **where, content_index=0,
+                                  text=self.text))  # fmt: skip
+            item["content"] = [{"type": "reasoning_text", "text": self.text}]
+        elif item["type"] == "message":
             part = ro.output_text(self.text)
             out.append(self.event("response.output_text.done", **where, content_index=0,
                                   text=self.text, logprobs=[]))  # fmt: skip

@@ -23,6 +23,17 @@ def _parts(usage: Any) -> tuple[int, int, int, int, int]:
     )  # fmt: skip
 
 
+def reasoning_of(message: Any) -> str:
+    """The reasoning text a chat message or delta carries, where the upstream sends it
+    (`reasoning_content`: vLLM, llama.cpp, DeepSeek; `reasoning`: OpenRouter and others)."""
+    if not isinstance(message, dict):
+        return ""
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(message.get(key), str) and message[key]:
+            return str(message[key])
+    return ""
+
+
 def anthropic(usage: Any) -> dict[str, int]:
     """Anthropic counts cache reads and writes *besides* `input_tokens`."""
     prompt, cached, written, completion, _ = _parts(usage)

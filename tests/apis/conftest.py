@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from gateway.keys import create_key
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import WORDS, FakeOpenAI
 from tests.support.servers import GatewayServer
 from tests.test_gateway_openai import UPSTREAM_KEY_ENV, settings_for
 
@@ -21,11 +21,53 @@ ARGS = ['{"x"', ": 1}"]  # the streamed tool call's argument fragments
 
 class ToolStreamingFake(FakeOpenAI):
     args: list[str] = ARGS  # the argument fragments a streamed tool call sends
+    reasoning: list[str] = []  # reasoning_content fragments sent before the answer  # noqa: RUF012
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if not self.reasoning:
+            return await super()._chat(request)
+        body = await request.json()
+        self.requests.append(body)
+        if body.get("stream"):
+            return await self._stream(request, body, 7, chat=True)
+        message = {
+            "role": "assistant",
+            "content": "".join(WORDS),
+            "reasoning_content": "".join(self.reasoning),
+        }
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "usage": self._usage(7, len(WORDS)),
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            }
+        )
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], prompt: int, chat: bool
     ) -> web.StreamResponse:
-        if not (chat and body.get("tools")):
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None}]
+        if chat and body.get("tools"):
+            name = body["tools"][0]["function"]["name"]
+            first = {
+                "index": 0,
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            deltas[0]["tool_calls"] = [first]
+            deltas += [
+                {"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in self.args
+            ]
+            finish = "tool_calls"
+        elif chat and self.reasoning:
+            deltas += [{"reasoning_content": r} for r in self.reasoning]
+            deltas += [{"content": w} for w in WORDS]
+            finish = "stop"
+        else:
             return await super()._stream(request, body, prompt, chat)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
@@ -35,23 +77,10 @@ class ToolStreamingFake(FakeOpenAI):
             "model": body["model"],
             "object": "chat.completion.chunk",
         }
-        name = body["tools"][0]["function"]["name"]
-        first = {
-            "index": 0,
-            "id": "call_1",
-            "type": "function",
-            "function": {"name": name, "arguments": ""},
-        }
-        deltas: list[dict[str, Any]] = [
-            {"role": "assistant", "content": None, "tool_calls": [first]}
-        ]
-        deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in self.args]
         chunks = [
             {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
         ]
-        chunks.append(
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
-        )
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append({**base, "choices": [], "usage": self._usage(prompt, 5)})
         for c in chunks:
@@ -74,6 +103,7 @@ def fake(tool_fake: ToolStreamingFake) -> Iterator[ToolStreamingFake]:
     yield tool_fake
     tool_fake.reset()
     tool_fake.args = ARGS
+    tool_fake.reasoning = []
 
 
 @dataclass

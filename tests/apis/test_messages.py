@@ -329,3 +329,26 @@ def test_upstream_failure_mid_stream_ends_with_an_error_event(
     assert "event: message_stop" not in lines
     deltas = [json.loads(x[6:]) for x in lines if x.startswith("data: ") and "text_delta" in x]
     assert "".join(d["delta"]["text"] for d in deltas) == "Frugal routes each"
+
+
+def test_upstream_reasoning_shows_as_thinking_when_asked(
+    client: anthropic.Anthropic, fake: ToolStreamingFake
+) -> None:
+    fake.reasoning = ["Think", "ing."]
+    hi: Any = [{"role": "user", "content": "Hi"}]
+    plain = client.messages.create(model="small-a", max_tokens=50, messages=hi)
+    assert [b.type for b in plain.content] == ["text"]
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    msg = client.messages.create(model="small-a", max_tokens=50, messages=hi, thinking=thinking)
+    assert [b.type for b in msg.content] == ["thinking", "text"]
+    assert msg.content[0].thinking == "Thinking."  # type: ignore[union-attr]
+    assert "thinking" not in fake.requests[-1]  # never sent to a chat upstream
+    with client.messages.stream(
+        model="small-a", max_tokens=50, messages=hi, thinking=thinking
+    ) as s:
+        events = list(s)
+        final = s.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "Thinking." and final.content[1].text == TEXT  # type: ignore[union-attr]
+    deltas = [e.delta.type for e in events if e.type == "content_block_delta"]  # type: ignore[union-attr]
+    assert deltas[:2] == ["thinking_delta", "thinking_delta"] and set(deltas[2:]) == {"text_delta"}

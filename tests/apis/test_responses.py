@@ -392,3 +392,26 @@ def test_custom_tool_round_trip(client: openai.OpenAI, fake: ToolStreamingFake) 
     # A whole (non-streamed) answer names the custom tool too.
     resp = client.responses.create(model="small-a", input="Fix it", tools=[PATCH_TOOL], store=False)
     assert resp.output[0].type == "custom_tool_call" and resp.output[0].name == "apply_patch"
+
+
+def test_upstream_reasoning_is_a_reasoning_item(
+    client: openai.OpenAI, fake: ToolStreamingFake
+) -> None:
+    fake.reasoning = ["Think", "ing."]
+    resp = client.responses.create(model="small-a", input="Hi", store=False)
+    assert [i.type for i in resp.output] == ["reasoning", "message"]
+    assert resp.output[0].content[0].text == "Thinking."  # type: ignore[union-attr, index]
+    assert resp.output_text == TEXT
+    events = list(client.responses.create(model="small-a", input="Hi", stream=True, store=False))
+    kinds = [e.type for e in events]
+    assert kinds[2:7] == [
+        "response.output_item.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+        "response.output_item.done",
+    ]
+    assert kinds[7] == "response.output_item.added" and kinds[-1] == "response.completed"
+    final = events[-1].response  # type: ignore[union-attr]
+    assert [i.type for i in final.output] == ["reasoning", "message"]
+    assert final.output_text == TEXT
