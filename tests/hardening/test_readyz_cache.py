@@ -60,25 +60,43 @@ def upstream() -> Iterator[Upstream]:
     thread.join(5)
 
 
-def test_readyz_probes_each_upstream_once_per_period(
-    tmp_path: Path, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("READYZ_UP_KEY", "sk-real-upstream-key")
+def _settings(tmp_path: Path, url: str, **server: float) -> Settings:
     models = {
-        name: model_cfg(upstream.url, name, price=FREE, api_key_env="READYZ_UP_KEY")
-        for name in ("a", "b")
+        name: model_cfg(url, name, price=FREE, api_key_env="READYZ_UP_KEY") for name in ("a", "b")
     }
-    settings = Settings(models=models, policies_dir=tmp_path, server={"readyz_cache_s": 1.0})
-    with GatewayServer(settings) as gw, httpx.Client(base_url=gw.url, timeout=10) as c:
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda _: c.get("/readyz"), range(32)))
+    return Settings(models=models, policies_dir=tmp_path, server=server)
+
+
+@pytest.fixture(autouse=True)
+def _upstream_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READYZ_UP_KEY", "sk-real-upstream-key")
+
+
+def test_many_readyz_probes_at_once_probe_each_upstream_once(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    with (
+        GatewayServer(_settings(tmp_path, upstream.url)) as gw,  # the default period: 10 s
+        httpx.Client(base_url=gw.url, timeout=10) as c,
+        ThreadPoolExecutor(16) as pool,
+    ):
+        answers = list(pool.map(lambda _: c.get("/readyz"), range(32)))
         assert {r.status_code for r in answers} == {200}
         assert all(r.json()["upstreams"] == {"a": "ok", "b": "ok"} for r in answers)
-        assert len(upstream.probes) == 2  # 32 probes of /readyz, one round: one per upstream
-        assert set(upstream.probes) == {"Bearer sk-real-upstream-key"}
         for _ in range(5):
             assert c.get("/readyz").status_code == 200
-        assert len(upstream.probes) == 2  # still within the period
-        time.sleep(1.1)
+    assert len(upstream.probes) == 2  # 37 calls of /readyz, one round: one probe per upstream
+    assert set(upstream.probes) == {"Bearer sk-real-upstream-key"}
+
+
+def test_the_probe_is_repeated_once_the_period_ends(tmp_path: Path, upstream: Upstream) -> None:
+    with (
+        GatewayServer(_settings(tmp_path, upstream.url, readyz_cache_s=0.5)) as gw,
+        httpx.Client(base_url=gw.url, timeout=10) as c,
+    ):
+        assert c.get("/readyz").status_code == 200
+        assert c.get("/readyz").status_code == 200
+        assert len(upstream.probes) == 2
+        time.sleep(0.6)
         assert c.get("/readyz").status_code == 200
         assert len(upstream.probes) == 4  # the period ended: probed again, once each
