@@ -74,13 +74,14 @@ class PolicyWatcher:
         log.info("policies reloaded: %d teams, %d keys", len(policies.teams), len(keys))
         return True
 
-    def _timeout(self) -> float | None:
-        """How long to sleep: the polling interval (0: no polling, only SIGHUP and the admin
-        API), or less when a failed load is due to be retried."""
-        waits = [self.interval_s] if self.interval_s else []
+    def _timeout(self) -> float:
+        """How long to sleep: the polling interval (with 0, no polling: only SIGHUP and the
+        admin API reload, but the loop still wakes each second to see whether a load that failed
+        there is due to be retried), or less when a failed load is due sooner."""
+        wait = self.interval_s or RETRY_MIN_S
         if self.failing:
-            waits.append(max(0.0, self._retry_at - time.monotonic()))
-        return min(waits) if waits else None
+            wait = min(wait, max(0.0, self._retry_at - time.monotonic()))
+        return wait
 
     def install_sighup(self) -> None:
         try:

@@ -86,11 +86,16 @@ def test_non_utf8_keys_file_is_logged_and_a_later_fix_applies(
     assert lines and "not UTF-8" in lines[0] and str(tmp_path / KEYS_FILE) in lines[0]
 
 
+@pytest.mark.parametrize("interval_s", [0.05, 0.0])  # 0: no polling, SIGHUP and admin API only
 def test_an_io_error_is_retried_without_any_file_change(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    interval_s: float,
 ) -> None:
     """A transient read error (EIO, a network file system) leaves the files as they were, so no
-    change would ever trigger the load again: it is retried on its own."""
+    change would ever trigger the load again: it is retried on its own, also when the failed
+    load came from SIGHUP or the admin API with polling off."""
     create_key(tmp_path, "t")
     real = reload_mod.load_keys
     failures = [OSError(5, "Input/output error")]
@@ -103,7 +108,7 @@ def test_an_io_error_is_retried_without_any_file_change(
     monkeypatch.setattr(reload_mod, "load_keys", flaky)
     monkeypatch.setattr(reload_mod, "RETRY_MIN_S", 0.2)
     applied = Applied()
-    watcher = PolicyWatcher(tmp_path, "UTC", applied, interval_s=0.05)
+    watcher = PolicyWatcher(tmp_path, "UTC", applied, interval_s=interval_s)
 
     async def scenario() -> None:
         assert watcher.reload() is False  # e.g. a SIGHUP's load fails
