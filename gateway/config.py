@@ -252,7 +252,8 @@ class ServerConfig(Strict):
 
 
 class AuthConfig(Strict):
-    # Requests without a key are served as this team. Only allowed on a loopback host.
+    # Requests without a key are served as this team, only to callers on loopback, decided per
+    # request from the connection (gateway/peer.py; see server.trusted_proxies).
     anonymous_team: str | None = None
 
 
