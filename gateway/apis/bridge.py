@@ -50,4 +50,6 @@ def error_body(endpoint: Endpoint, status: int, body: dict[str, Any]) -> dict[st
         return body
     err = body.get("error") or {}
     kind = ANTHROPIC_TYPES.get(status, "api_error")
+    if err.get("type") == "insufficient_quota":  # a spent budget: not worth retrying soon
+        kind = "billing_error"
     return {"type": "error", "error": {"type": kind, "message": str(err.get("message", ""))}}

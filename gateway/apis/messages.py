@@ -223,9 +223,10 @@ def from_chat(body: dict[str, Any], message_id: str, thinking: bool = False) -> 
     text = msg.get("content")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
-    for tc in msg.get("tool_calls") or ():
+    for n, tc in enumerate(msg.get("tool_calls") or ()):
         fn = tc.get("function") or {}
-        content.append({"type": "tool_use", "id": tc.get("id"), "name": fn.get("name"),
+        call_id = tc.get("id") or f"toolu_{message_id}_{n}"  # some upstreams send none
+        content.append({"type": "tool_use", "id": call_id, "name": fn.get("name"),
                         "input": tool_input(fn.get("arguments"))})  # fmt: skip
     return {
         "id": message_id,

@@ -114,7 +114,8 @@ def from_chat(
         output.append(message_item(msg["content"]))
     for tc in msg.get("tool_calls") or ():
         fn = tc.get("function") or {}
-        output.append(call_item(str(tc.get("id")), str(fn.get("name")),
+        call_id = str(tc.get("id") or new_id("call"))  # some upstreams send none
+        output.append(call_item(call_id, str(fn.get("name")),
                                 str(fn.get("arguments") or ""), custom))  # fmt: skip
     response = finished({**shell, "model": body.get("model", shell["model"])}, output,
                         choice.get("finish_reason"), body.get("usage"))  # fmt: skip
