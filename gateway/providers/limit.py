@@ -28,6 +28,10 @@ class Limited:
         self.in_use = 0
 
     async def _acquire(self) -> None:
+        if not self._slots.locked():  # a free slot: taken at once, no timer (the common case)
+            await self._slots.acquire()
+            self.in_use += 1
+            return
         try:
             async with asyncio.timeout(self._wait_s):
                 await self._slots.acquire()
