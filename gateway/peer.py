@@ -5,7 +5,8 @@ caller found here to be on loopback, over a socket bound on loopback.
 `X-Forwarded-For` is read right to left, skipping trusted proxies: the first address that is not
 a trusted proxy is the client (an untrusted hop may have written anything to its left). A request
 from an untrusted peer that carries a forwarding header was relayed by a proxy we were not told to
-trust, so its client is unknown, and never local."""
+trust, so its client is unknown, and never local. Only `X-Forwarded-For` is read (not RFC 7239's
+`Forwarded`: a trusted proxy that sends only that one leaves the client unknown too)."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -51,8 +52,11 @@ def client_address(scope: Mapping[str, Any], proxies: Sequence[Network]) -> Addr
         if any(name.lower() in _FORWARDING for name, _ in headers):
             return None  # relayed by a proxy nobody said to trust: the client is unknown
         return peer
+    hops = _forwarded_for(headers)
+    if not hops and any(name.lower() == b"forwarded" for name, _ in headers):
+        return None  # RFC 7239 `Forwarded` is not read: its client is unknown here
     found = peer
-    for hop in reversed(_forwarded_for(headers)):
+    for hop in reversed(hops):
         addr = parse(hop)
         if addr is None:
             return None  # a hop we cannot read: nothing to its left can be believed

@@ -112,6 +112,8 @@ def test_x_forwarded_for_counts_only_from_trusted_proxies() -> None:
     assert is_local(_scope("127.0.0.1", headers={"x-forwarded-for": "::1"}), lo)
     assert not is_local(_scope("127.0.0.1", headers={"x-forwarded-for": REMOTE}), lo)
     assert not is_local(_scope("127.0.0.1", headers={"x-forwarded-for": "127.0.0.1"}), ())
+    only_rfc7239 = {"forwarded": f"for={REMOTE}"}  # not read: the client is unknown
+    assert client_address(_scope("127.0.0.1", headers=only_rfc7239), lo) is None
 
 
 def test_trusted_proxies_are_validated_cidrs(tmp_path: Path) -> None:
