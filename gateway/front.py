@@ -70,6 +70,8 @@ class Front:
                 principal = authenticate(rt, bridge.authorization(headers), scope)  # first
                 declared = headers.get("content-length")
                 body = await read_body(receive, declared, self.limit, self.body_timeout_s)
+                if not isinstance(body, dict):  # before a Call exists: telemetry reads its body
+                    raise InvalidRequest("The request body must be a JSON object.")
                 call = Call(rid, principal, endpoint, body)
                 call.trace = rt.telemetry.trace_for(headers.get("traceparent"))
                 reply: pipeline.Reply | StreamReply
