@@ -27,6 +27,8 @@ class Call:
     model: str | None = None
     usage: Usage | None = None
     cost: Decimal | None = None
+    # `cost` by token class (gateway.pricing.breakdown), for metrics and spans.
+    cost_classes: dict[str, Decimal] = field(default_factory=dict)
     outcome: str = "ok"
     attempts: list[Attempt] = field(default_factory=list)
     # What the same usage would have cost on the route's large model (savings = this - cost).

@@ -258,7 +258,9 @@ def charge(rt: Runtime, call: Call, usage: Usage) -> None:
     assert call.model is not None
     call.usage = usage
     tier = pricing.served_tier(usage, call.body)
-    call.cost = pricing.cost(usage, rt.router.model(call.model).price, tier)
+    price = rt.router.model(call.model).price
+    call.cost = pricing.cost(usage, price, tier)
+    call.cost_classes = pricing.breakdown(usage, price, tier)
     baseline = rt.router.baseline_model(call.decision.route if call.decision else None)
     price = rt.router.model(baseline).price if baseline else rt.router.model(call.model).price
     call.baseline_cost = pricing.cost(usage, price, tier)

@@ -66,27 +66,31 @@ def multiplier(price: Price, service_tier: str | None) -> Decimal:
     return price.service_tiers.get(service_tier, Decimal(1))
 
 
-def cost(usage: Usage, price: Price, service_tier: str | None = None) -> Decimal:
-    """What `usage` costs at `price`, served on `service_tier` (default: the one the upstream
-    reported in the usage), quantized to 1e-8 USD."""
+def breakdown(usage: Usage, price: Price, service_tier: str | None = None) -> dict[str, Decimal]:
+    """USD by token class (`Usage.classes()` names, audio folded into input and output),
+    unrounded; `cost` is their sum. Served on `service_tier`, else the one the usage reports."""
     r = rates(price, usage.prompt_tokens)
     u = usage
     audio_in = u.audio_input_tokens if price.audio_input_per_mtok is not None else 0
     audio_out = u.audio_output_tokens if price.audio_output_per_mtok is not None else 0
     plain_in = max(0, u.uncached_input_tokens - audio_in)
     plain_out = max(0, u.completion_tokens - u.reasoning_tokens - audio_out)
-    total = (
-        plain_in * r.input
-        + u.cached_tokens * r.cached_input
-        + u.cache_write_tokens * r.cache_write
-        + u.cache_write_1h_tokens * r.cache_write_1h
-        + audio_in * r.audio_input
-        + plain_out * r.output
-        + u.reasoning_tokens * r.reasoning
-        + audio_out * r.audio_output
-    )
     tier = service_tier if service_tier is not None else u.service_tier
-    return (total * multiplier(price, tier) / _MILLION).quantize(_CENT_FRACTION)
+    k = multiplier(price, tier) / _MILLION
+    return {
+        "input_uncached": (plain_in * r.input + audio_in * r.audio_input) * k,
+        "input_cached": u.cached_tokens * r.cached_input * k,
+        "input_cache_write": u.cache_write_tokens * r.cache_write * k,
+        "input_cache_write_1h": u.cache_write_1h_tokens * r.cache_write_1h * k,
+        "output": (plain_out * r.output + audio_out * r.audio_output) * k,
+        "output_reasoning": u.reasoning_tokens * r.reasoning * k,
+    }
+
+
+def cost(usage: Usage, price: Price, service_tier: str | None = None) -> Decimal:
+    """What `usage` costs at `price`, served on `service_tier` (default: the one the upstream
+    reported in the usage), quantized to 1e-8 USD."""
+    return sum(breakdown(usage, price, service_tier).values(), Decimal(0)).quantize(_CENT_FRACTION)
 
 
 def served_tier(usage: Usage, body: dict[str, Any]) -> str | None:

@@ -25,13 +25,18 @@ def _log(call: Call) -> None:
     u = call.usage
     log.info(
         "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
-        "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s cost_usd=%s "
-        "savings_usd=%s attempts=%s ms=%.1f trace_id=%s",
+        "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s "
+        "cached_tokens=%s cache_write_tokens=%s cache_write_1h_tokens=%s reasoning_tokens=%s "
+        "service_tier=%s cost_usd=%s savings_usd=%s attempts=%s ms=%.1f trace_id=%s",
         call.request_id, call.principal.team, call.principal.key_id or "-",
         (call.api or call.endpoint).value,  # the client's API (a bridged one: messages, ...)
         (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
         call.outcome, call.cache, u.prompt_tokens if u else "-",
         u.completion_tokens if u else "-", u.estimated if u else "-",
+        # the token classes the cost was worked out from (gateway/usage.py)
+        u.cached_tokens if u else "-", u.cache_write_tokens if u else "-",
+        u.cache_write_1h_tokens if u else "-", u.reasoning_tokens if u else "-",
+        (u.service_tier or "-") if u else "-",
         usd(call.cost) if call.cost is not None else "-",
         usd(call.savings) if call.savings is not None else "-",
         # every upstream attempt with its outcome, e.g. small-a#1:UpstreamError,large-a#1:ok

@@ -118,6 +118,9 @@ class Facts:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    # By token class (Usage.classes() names): billed tokens, and what they cost.
+    token_classes: dict[str, int] = field(default_factory=dict)
+    cost_classes: dict[str, float] = field(default_factory=dict)
     savings_usd: float | None = None
     savings_source: str = "routing"
     upstream_errors: list[tuple[str, str]] = field(default_factory=list)
@@ -162,6 +165,9 @@ def facts_of(call: Call, catalog: Catalog) -> Facts:
         f.input_tokens, f.output_tokens = call.usage.prompt_tokens, call.usage.completion_tokens
     if call.cost is not None:
         f.cost_usd = float(call.cost)
+    if call.cost and call.usage is not None:  # billed (a cache hit costs nothing)
+        f.token_classes = call.usage.classes()
+        f.cost_classes = {k: float(v) for k, v in call.cost_classes.items()}
     if call.savings is not None:
         f.savings_usd = float(call.savings)
     f.upstream_errors = [(catalog.response_model(a.model), a.outcome)

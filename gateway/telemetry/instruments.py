@@ -43,6 +43,16 @@ TTFC = Spec("gen_ai.client.operation.time_to_first_chunk",
             SECONDS_BUCKETS)  # fmt: skip
 COST = Spec("frugal.cost.usd", "frugal_cost_usd", "counter", "{USD}",
             "Spend in USD", ("team", "model", "tier"))  # fmt: skip
+COST_CLASSES = Spec("frugal.cost.by_class.usd", "frugal_cost_by_class_usd", "counter", "{USD}",
+                    "Spend in USD by token class (input_uncached, input_cached, "
+                    "input_cache_write, input_cache_write_1h, output, output_reasoning); "
+                    "sums to frugal_cost_usd",
+                    ("team", "model", "tier", "token_class"))  # fmt: skip
+TOKEN_CLASSES = Spec("frugal.tokens", "frugal_tokens", "counter", "{token}",
+                     "Billed tokens by class (as frugal_cost_by_class_usd)",
+                     ("team", "model", "tier", "token_class"))  # fmt: skip
+TOKEN_CLASS_NAMES = ("input_uncached", "input_cached", "input_cache_write",
+                     "input_cache_write_1h", "output", "output_reasoning")  # fmt: skip
 SAVINGS = Spec("frugal.savings.usd", "frugal_savings_usd", "counter", "{USD}",
                "Savings in USD against the route's large model, by source (routing, cache)",
                ("team", "model", "tier", "source"))  # fmt: skip
@@ -61,8 +71,8 @@ UPSTREAM_ERRORS = Spec("frugal.upstream.errors", "frugal_upstream_errors", "coun
                        "Failed upstream attempts by model and error class",
                        ("model", "error_type"))  # fmt: skip
 
-ALL = (TOKENS, DURATION, TTFC, COST, SAVINGS, REQUESTS, CACHE, ROUTES, REFUSALS,
-       UPSTREAM_ERRORS)  # fmt: skip
+ALL = (TOKENS, DURATION, TTFC, COST, COST_CLASSES, TOKEN_CLASSES, SAVINGS, REQUESTS, CACHE,
+       ROUTES, REFUSALS, UPSTREAM_ERRORS)  # fmt: skip
 
 
 class Sink(Protocol):
@@ -83,6 +93,12 @@ def emit(f: Facts, sink: Sink) -> None:
     money = (f.team, f.response_model, f.tier)
     if f.cost_usd:
         sink.add(COST, f.cost_usd, money)
+        for cls, usd in f.cost_classes.items():
+            if usd:
+                sink.add(COST_CLASSES, usd, (*money, cls))
+    for cls, n in f.token_classes.items():
+        if n:
+            sink.add(TOKEN_CLASSES, n, (*money, cls))
     if f.savings_usd is not None and f.savings_usd > 0:
         sink.add(SAVINGS, f.savings_usd, (*money, f.savings_source))
     sink.add(REQUESTS, 1, (*money, f.status, f.outcome))
@@ -104,6 +120,9 @@ def zero_series(catalog: Catalog, teams: Iterable[str]) -> Iterator[tuple[Spec, 
     for team in teams:
         for model, tier in catalog.chat_tiers.items():
             yield COST, (team, model, tier)
+            for cls in TOKEN_CLASS_NAMES:
+                yield COST_CLASSES, (team, model, tier, cls)
+                yield TOKEN_CLASSES, (team, model, tier, cls)
             yield REQUESTS, (team, model, tier, "ok", "ok")
             for source in ("routing", "cache"):
                 yield SAVINGS, (team, model, tier, source)

@@ -5,6 +5,7 @@ conventions do not name. Prompt and completion text only with `telemetry.capture
 """
 
 import time
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from gateway.pricing import usd
 from gateway.telemetry.facts import Catalog, Facts
 from gateway.telemetry.spanwriter import SpanData
 from gateway.telemetry.tracecontext import Trace, new_span_id
+from gateway.usage import Usage
 
 REQUEST_PARAMS = {
     "max_tokens": "gen_ai.request.max_tokens",
@@ -39,6 +41,24 @@ def _request_params(body: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
         out["gen_ai.request.stop_sequences"] = stop
     return out
+
+
+def usage_attributes(u: Usage) -> dict[str, Any]:
+    """Token counts by class: the GenAI names where they exist, `frugal.usage.*` otherwise."""
+    a: dict[str, Any] = {
+        "gen_ai.usage.input_tokens": u.prompt_tokens,
+        "gen_ai.usage.output_tokens": u.completion_tokens,
+    }
+    if u.cached_tokens:
+        a["gen_ai.usage.cache_read.input_tokens"] = u.cached_tokens
+    if u.cache_writes:
+        a["gen_ai.usage.cache_creation.input_tokens"] = u.cache_writes
+        a["frugal.usage.cache_write_1h_tokens"] = u.cache_write_1h_tokens
+    if u.reasoning_tokens:
+        a["frugal.usage.reasoning_tokens"] = u.reasoning_tokens
+    if u.service_tier:
+        a["frugal.usage.service_tier"] = u.service_tier
+    return a
 
 
 def finish_reasons(call: Call) -> list[str]:
@@ -81,9 +101,11 @@ def request_attributes(call: Call, f: Facts, capture: bool) -> dict[str, Any]:
         if d.score is not None:
             a["frugal.route.score"] = d.score
     if call.usage is not None:
-        a["gen_ai.usage.input_tokens"] = call.usage.prompt_tokens
-        a["gen_ai.usage.output_tokens"] = call.usage.completion_tokens
+        a.update(usage_attributes(call.usage))
         a["frugal.usage.estimated"] = call.usage.estimated
+    for cls, usd_ in call.cost_classes.items():
+        if usd_ and call.cost:
+            a[f"frugal.cost.{cls}_usd"] = usd(usd_.quantize(Decimal("0.00000001")))
     if call.cost is not None:
         a["gen_ai.usage.cost"] = float(call.cost)
         a["frugal.cost_usd"] = usd(call.cost)
@@ -130,8 +152,7 @@ def emit_spans(
         if att.outcome == "ok" and i == last:
             attrs["gen_ai.response.model"] = att.model
             if call.usage is not None:
-                attrs["gen_ai.usage.input_tokens"] = call.usage.prompt_tokens
-                attrs["gen_ai.usage.output_tokens"] = call.usage.completion_tokens
+                attrs.update(usage_attributes(call.usage))
         error = None
         if att.outcome != "ok":
             attrs["error.type"] = error = att.outcome

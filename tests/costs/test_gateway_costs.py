@@ -247,3 +247,40 @@ def test_a_timeout_after_sending_is_charged_and_says_so(gw: Any, upstream: FakeO
     r = _chat(gw, "timeouts", "slow")
     assert r.status_code == 502 and "x-frugal-charged-failure" not in r.headers
     assert _spent(gw, "timeouts") == (spent, Decimal(0))  # released, not charged
+
+
+def test_cost_by_token_class_in_metrics_and_the_log_line(
+    gw: Any, upstream: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.telemetry.test_metrics_endpoint import value
+
+    c, _ = gw
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    before = c.get("/metrics", headers=admin).text
+    upstream.script.prompt_tokens = 10_000
+    upstream.script.completion_tokens = 100
+    upstream.script.usage_extra = {
+        "prompt_tokens_details": {"cached_tokens": 8_000},
+        "completion_tokens_details": {"reasoning_tokens": 60},
+    }
+    with caplog.at_level("INFO", logger="frugal.request"):
+        r = _chat(gw, "timeouts", "priced")
+    assert Decimal(r.headers["x-frugal-cost-usd"]) == Decimal("0.0088")
+    after = c.get("/metrics", headers=admin).text
+
+    def delta(name: str, cls: str) -> float:
+        labels = {"team": "timeouts", "model": "priced", "token_class": cls}
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("frugal_tokens_total", "input_uncached") == 2_000
+    assert delta("frugal_tokens_total", "input_cached") == 8_000
+    assert delta("frugal_tokens_total", "output") == 40
+    assert delta("frugal_tokens_total", "output_reasoning") == 60
+    cost = "frugal_cost_by_class_usd_total"
+    assert delta(cost, "input_uncached") == pytest.approx(0.004)
+    assert delta(cost, "input_cached") == pytest.approx(0.004)
+    assert delta(cost, "output") + delta(cost, "output_reasoning") == pytest.approx(0.0008)
+    line = next(m.getMessage() for m in caplog.records
+                if r.headers["x-request-id"] in m.getMessage())  # fmt: skip
+    assert "prompt_tokens=10000 completion_tokens=100" in line
+    assert "cached_tokens=8000 cache_write_tokens=0" in line and "reasoning_tokens=60" in line
