@@ -12,18 +12,19 @@ async def chat_chunks(stream: AsyncIterator[bytes]) -> AsyncGenerator[dict[str, 
     buffer = b""
     try:
         async for raw in stream:
-            buffer += raw
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                for line in event.split(b"\n"):
-                    if not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        return
-                    chunk = orjson.loads(data)
-                    if isinstance(chunk, dict):
-                        yield chunk
+            if not buffer and raw.startswith(b"data: ") and raw.find(b"\n") == len(raw) - 2:
+                events = [raw[6:-2]]  # the usual piece: one whole event (gateway/sse.py)
+            else:
+                buffer += raw
+                *whole, buffer = buffer.split(b"\n\n")
+                events = [line[5:].strip() for event in whole for line in event.split(b"\n")
+                          if line.startswith(b"data:")]  # fmt: skip
+            for data in events:
+                if data == b"[DONE]":
+                    return
+                chunk = orjson.loads(data)
+                if isinstance(chunk, dict):
+                    yield chunk
     finally:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
