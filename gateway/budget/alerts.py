@@ -44,17 +44,23 @@ class Alerts:
                 "reserved_usd": str(s.reserved), "fraction_used": round(1 - s.fraction_left, 4),
                 "resets_at": w.end.isoformat() if w.end else None,
             }  # fmt: skip
-            import aiohttp  # only gateways that send webhooks pay for it (~9 MB)
-
-            if self._session is None:
-                self._session = aiohttp.ClientSession()
-            timeout = aiohttp.ClientTimeout(total=5)
-            async with self._session.post(url, json=body, timeout=timeout) as r:
-                self.sent += 1
-                log.info("budget alert sent team=%s budget=%s status=%d", team.name,
-                         s.line.name, r.status)  # fmt: skip
+            status = await self.post(url, body)
+            self.sent += 1
+            log.info("budget alert sent team=%s budget=%s status=%d", team.name,
+                     s.line.name, status)  # fmt: skip
         except Exception as e:  # an alert must never affect a request
             log.warning("budget alert failed team=%s: %s: %s", team.name, type(e).__name__, e)
+
+    async def post(self, url: str, body: dict[str, Any]) -> int:
+        """POST `body` as JSON; the status. Egress follows HTTPS_PROXY / HTTP_PROXY / NO_PROXY
+        (`trust_env`), as the upstream client does."""
+        import aiohttp  # only gateways that send webhooks pay for it (~9 MB)
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(trust_env=True)
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with self._session.post(url, json=body, timeout=timeout) as r:
+            return r.status
 
     async def drain(self) -> None:
         if self._tasks:

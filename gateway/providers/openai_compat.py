@@ -249,6 +249,4 @@ def client_for(name: str, cfg: ModelConfig) -> Client:
     try:
         return Client(cfg.base_url, cfg.timeouts.connect_s, limits=limits, tls=tls)
     except ValueError as e:  # a proxy variable that names no http:// proxy
-        raise ConfigError(
-            f"models.{name}: the proxy environment variable is invalid: {e}"
-        ) from None
+        raise ConfigError(f"models.{name}: invalid proxy in the environment: {e}") from None

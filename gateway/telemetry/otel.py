@@ -11,7 +11,8 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 
 from gateway.telemetry.instruments import ALL, Spec
-from gateway.telemetry.settings import OtlpSettings, TelemetrySettings
+from gateway.telemetry.otlpenv import Export
+from gateway.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger("frugal.telemetry")
 SCOPE = "frugal.gateway"
@@ -26,25 +27,33 @@ OTEL_KEY = {
 }
 
 
-def metric_reader(cfg: OtlpSettings) -> MetricReader:
-    assert cfg.endpoint is not None
+def metric_reader(to: Export, interval_s: float) -> MetricReader:
     exporter: Any
-    if cfg.protocol == "grpc":
+    if to.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as G
 
-        exporter = G(endpoint=cfg.endpoint, insecure=cfg.insecure, headers=cfg.headers,
-                     timeout=cfg.timeout_s)  # fmt: skip
+        gz = grpc_gzip() if to.compression == "gzip" else None
+        exporter = G(endpoint=to.url, insecure=to.insecure, headers=to.headers,
+                     timeout=to.timeout_s, compression=gz)  # fmt: skip
     else:
+        from opentelemetry.exporter.otlp.proto.http import Compression
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as H,
         )
 
-        exporter = H(endpoint=f"{cfg.endpoint}/v1/metrics", headers=cfg.headers,
-                     timeout=cfg.timeout_s)  # fmt: skip
+        zipped = Compression.Gzip if to.compression == "gzip" else Compression.NoCompression
+        exporter = H(endpoint=to.url, headers=to.headers, timeout=to.timeout_s,
+                     compression=zipped)  # fmt: skip
     return PeriodicExportingMetricReader(
-        exporter, export_interval_millis=cfg.export_interval_s * 1000,
-        export_timeout_millis=cfg.timeout_s * 1000,
+        exporter, export_interval_millis=interval_s * 1000,
+        export_timeout_millis=to.timeout_s * 1000,
     )  # fmt: skip
+
+
+def grpc_gzip() -> Any:
+    import grpc  # type: ignore[import-untyped]
+
+    return grpc.Compression.Gzip
 
 
 def resource(cfg: TelemetrySettings) -> Resource:

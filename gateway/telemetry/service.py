@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.metrics.export import MetricReader
 
 from gateway.call import Call
-from gateway.config import Settings
-from gateway.telemetry import otel
+from gateway.config import ConfigError, Settings
+from gateway.telemetry import otel, otlpenv
 from gateway.telemetry.facts import Catalog, facts_of
 from gateway.telemetry.instruments import Sink, emit, zero_series
 from gateway.telemetry.prom import PromSink
@@ -54,14 +54,18 @@ class Telemetry:
         if cfg.prometheus:
             t.prom = PromSink()
             t.sinks.append(t.prom)
-        otlp = cfg.otlp.endpoint is not None
-        if metric_reader is None and otlp and cfg.otlp.metrics:
-            metric_reader = otel.metric_reader(cfg.otlp)
+        try:  # the configuration, then the OTEL_EXPORTER_OTLP_* variables
+            metrics_to = otlpenv.export_for(cfg.otlp, "metrics")
+            traces_to = otlpenv.export_for(cfg.otlp, "traces")
+        except otlpenv.OtlpEnvError as e:
+            raise ConfigError(f"telemetry.otlp: {e}") from None
+        if metric_reader is None and metrics_to is not None:
+            metric_reader = otel.metric_reader(metrics_to, cfg.otlp.export_interval_s)
         if metric_reader is not None:
             t.otel_metrics = otel.OtelSink(cfg, metric_reader)
             t.sinks.append(t.otel_metrics)
-        if span_sender is None and otlp and cfg.otlp.traces:
-            span_sender = sender(cfg.otlp)
+        if span_sender is None and traces_to is not None:
+            span_sender = sender(traces_to)
         if span_sender is not None:
             resource = otel.resource(cfg).attributes
             t.spans = SpanWriter(span_sender, resource, otel.SCOPE)

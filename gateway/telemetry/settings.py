@@ -3,6 +3,7 @@
 Everything export-related is off by default except the Prometheus endpoint, which answers only
 with the admin key (`budget.admin_key_env`) unless `metrics_open: true`."""
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,7 +22,8 @@ class OtlpSettings(_Strict):
     metrics: bool = True
     headers: dict[str, str] = Field(default_factory=dict)  # e.g. an auth header for a vendor
     insecure: bool = True  # gRPC without TLS (a collector beside the gateway)
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    compression: Literal["none", "gzip"] = "none"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)  # one export, its retries included
     export_interval_s: float = Field(default=15.0, ge=1)
     # Share of requests whose spans are exported. Every request is traced by default; building
     # and exporting a request's spans costs about 0.1 ms of CPU (spanwriter.py), so very busy
@@ -34,6 +36,16 @@ class OtlpSettings(_Strict):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/") if v else v
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():  # a CR or LF would split the header line
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):  # RFC 9110 token
+                raise ValueError(f"header name {name!r} is not a valid HTTP field name")
+            if not (value.isascii() and value.isprintable()):
+                raise ValueError(f"header {name!r} holds a control character (CR, LF, ...)")
+        return v
 
 
 class TelemetrySettings(_Strict):

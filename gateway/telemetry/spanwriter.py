@@ -10,9 +10,13 @@ dropped: a collector that is down costs log lines, never a request. The wire for
 (tests/telemetry/test_otlp_export.py runs real HTTP and gRPC collectors).
 """
 
+import email.utils
+import gzip
 import logging
+import random
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +33,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from gateway.telemetry.settings import OtlpSettings
+from gateway.telemetry.otlpenv import Export
 
 log = logging.getLogger("frugal.telemetry")
 Send = Callable[[ExportTraceServiceRequest], None]
@@ -160,35 +164,110 @@ class SpanWriter:
                             self.failures, self.dropped, e)  # fmt: skip
 
 
-def sender(cfg: OtlpSettings) -> Send:
-    """The OTLP trace export of `cfg`: HTTP/protobuf POST to <endpoint>/v1/traces, or gRPC."""
-    assert cfg.endpoint is not None
-    endpoint, headers, timeout = cfg.endpoint, dict(cfg.headers), cfg.timeout_s
-    if cfg.protocol == "grpc":
-        import grpc  # type: ignore[import-untyped]
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
-            TraceServiceStub,
-        )
+RETRY_HTTP = frozenset({429, 502, 503, 504})  # OTLP/HTTP: retryable statuses
+RETRY_GRPC = ("CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE",
+              "DATA_LOSS")  # fmt: skip  # OTLP/gRPC: retryable codes
 
-        target = endpoint.split("://", 1)[1]
-        if cfg.insecure and endpoint.startswith("http://"):
-            channel = grpc.insecure_channel(target)
-        else:
-            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials())
-        stub = TraceServiceStub(channel)  # type: ignore[no-untyped-call]
-        metadata = [(k.lower(), v) for k, v in headers.items()]
 
-        def send_grpc(request: ExportTraceServiceRequest) -> None:
-            stub.Export(request, metadata=metadata, timeout=timeout)
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A collector that redirects gets no second request: urllib would copy every header,
+    the vendor's auth key included, to wherever the redirect points."""
 
-        return send_grpc
-    url = f"{endpoint}/v1/traces"
-    head = {"Content-Type": "application/x-protobuf", **headers}
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(when.timestamp() - time.time(), 0.0)
+
+
+def retrying(
+    attempt: Callable[[float], None], retryable: Callable[[Exception], float | None],
+    timeout_s: float, sleep: Callable[[float], None] = time.sleep,
+) -> None:  # fmt: skip
+    """Run `attempt(seconds left)` until it succeeds, `retryable` says no (None), or
+    `timeout_s` is spent. Waits what the collector asked (Retry-After), else an exponential
+    backoff from 0.1 s with jitter, as the OTLP specification asks."""
+    deadline = time.monotonic() + timeout_s
+    n = 0
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            attempt(max(left, 0.001))
+            return
+        except Exception as e:
+            asked = retryable(e)
+            if asked is None:
+                raise
+            wait = asked if asked > 0 else 0.1 * 2**n * (0.5 + random.random() / 2)  # noqa: S311
+            if time.monotonic() + wait >= deadline:
+                raise
+            sleep(wait)
+            n += 1
+
+
+def sender(export: Export) -> Send:
+    """The OTLP trace export: HTTP/protobuf POST to `export.url`, or gRPC; retried on 429 and
+    503 (and the other retryable answers) within `timeout_s`, gzip when asked."""
+    if export.protocol == "grpc":
+        return _grpc_sender(export)
+    head = {"Content-Type": "application/x-protobuf", **export.headers}
+    if export.compression == "gzip":
+        head["Content-Encoding"] = "gzip"
+    opener = urllib.request.build_opener(_NoRedirects())  # proxies from the environment
+
+    def http_retryable(e: Exception) -> float | None:
+        if isinstance(e, urllib.error.HTTPError):
+            if e.code not in RETRY_HTTP:
+                return None
+            return _retry_after(e.headers.get("Retry-After")) or 0.0
+        return 0.0 if isinstance(e, urllib.error.URLError | TimeoutError | OSError) else None
 
     def send_http(request: ExportTraceServiceRequest) -> None:
         body = request.SerializeToString()
-        req = urllib.request.Request(url, body, head, method="POST")  # noqa: S310 - http(s) only
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-            resp.read()
+        if export.compression == "gzip":
+            body = gzip.compress(body, compresslevel=6)
+
+        def attempt(left: float) -> None:
+            req = urllib.request.Request(export.url, body, head, method="POST")  # noqa: S310
+            with opener.open(req, timeout=left) as resp:
+                resp.read()
+
+        retrying(attempt, http_retryable, export.timeout_s)
 
     return send_http
+
+
+def _grpc_sender(export: Export) -> Send:
+    import grpc  # type: ignore[import-untyped]
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+    target = export.url.split("://", 1)[1]
+    if export.insecure and export.url.startswith("http://"):
+        channel = grpc.insecure_channel(target)
+    else:
+        channel = grpc.secure_channel(target, grpc.ssl_channel_credentials())
+    stub = TraceServiceStub(channel)  # type: ignore[no-untyped-call]
+    metadata = [(k.lower(), v) for k, v in export.headers.items()]
+    compression = grpc.Compression.Gzip if export.compression == "gzip" else None
+
+    def grpc_retryable(e: Exception) -> float | None:
+        code = e.code() if isinstance(e, grpc.RpcError) else None
+        return 0.0 if code is not None and code.name in RETRY_GRPC else None
+
+    def send_grpc(request: ExportTraceServiceRequest) -> None:
+        def attempt(left: float) -> None:
+            stub.Export(request, metadata=metadata, timeout=left, compression=compression)
+
+        retrying(attempt, grpc_retryable, export.timeout_s)
+
+    return send_grpc
