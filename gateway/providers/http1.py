@@ -2,9 +2,10 @@
 requests written in one piece, responses parsed by httptools (uvicorn's parser, C), bodies
 read whole or streamed chunk by chunk.
 
-Why not aiohttp (decision of issue 12, re-measured): aiohttp 3.14 spends 69-118 µs of CPU per
-upstream call here, this client 22-27 µs (bench/http_client.py, figures in the README's
-"Hardening / Upstream client"). Keeping it means owning its conformance, so the behaviour a
+Why not aiohttp (decision of issue 12, re-measured with bench/http_client.py on 2 busy shared
+cores): aiohttp 3.14 spends 69-70 µs of CPU per upstream call at 16 tasks (118-131 at one), this
+client 25-31 µs (31-71), of which the hardening below adds ~3-8 µs (README, "Hardening /
+Upstream client"). Keeping it means owning its conformance, so the behaviour a
 client owes RFC 9112 is pinned by tests/hardening/test_http1_conformance.py: interim 1xx
 responses skipped (101 refused), `Connection: close` honoured, Content-Length and chunked
 bodies (trailers read and dropped), 204/304 without a body, a body without a length ending at
@@ -19,11 +20,11 @@ whole attempt, connect to last byte, so an upstream trickling a byte a second st
 
 A connection is reused only after a response was read to its end and the server allowed it,
 and only while it has been idle for less than `idle_s` (servers commonly close idle connections
-after 5 s; racing that close is what makes a reused connection fail). A request is sent again
-by the client itself only when that is known to be harmless: the connection failed before any
-byte of it was written, or it is a GET. Failures are `NotSent` (nothing reached the upstream:
-safe to retry anywhere), else `ConnectionError`, `TimeoutError` or `ProtocolError` (the
-upstream may have processed the request).
+after 5 s; racing that close is what makes a reused connection fail); one known closed is
+skipped before anything is written. The client sends a request again by itself only for a GET
+whose reused connection failed before any byte of the answer: a POST is never sent twice.
+Failures are `NotSent` (nothing reached the upstream: safe to retry anywhere), else
+`ConnectionError`, `TimeoutError` or `ProtocolError` (the upstream may have processed it).
 """
 
 import asyncio
