@@ -165,7 +165,7 @@ def _cached(
 
 async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
     budget = rt.budget.enforcer
-    admission = await budget.admit(call, lambda: tokens.count_prompt(req.input))
+    admission = await budget.admit(call, lambda: prompt_tokens(call))
     call.decision = rt.router.pinned(req.model, kind="embedding")
     authorize(call, admission, rt.settings.models)
     held = await budget.reserve(call, admission)
@@ -178,7 +178,7 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
             call.trace,
         )
     call.model = model
-    usage = completion.usage or Usage(tokens.count_prompt(req.input), 0, estimated=True)
+    usage = completion.usage or Usage(prompt_tokens(call), 0, estimated=True)
     if completion.usage is None:
         completion.body["usage"] = {"prompt_tokens": usage.prompt_tokens,
                                     "total_tokens": usage.prompt_tokens}  # fmt: skip
@@ -271,6 +271,8 @@ def prompt_tokens(call: Call) -> int:
     extra = prompt_extra(call.body)
     if call.endpoint is Endpoint.chat:
         return tokens.count_messages(call.body["messages"]) + extra
+    if call.endpoint is Endpoint.embeddings:
+        return tokens.count_prompt(call.body.get("input")) + extra
     return tokens.count_prompt(call.body.get("prompt")) + extra
 
 

@@ -85,7 +85,7 @@ IMAGE_TOKENS_LOW = 85  # OpenAI `detail: low`
 
 def prompt_extra(body: dict[str, Any]) -> int:
     """Input tokens the message text does not show: tool definitions, a `response_format`
-    schema and images (chat), and token-id prompts (completions)."""
+    schema and images (chat), and token-id prompts (completions, embeddings)."""
     n = 0
     for key in ("tools", "functions", "response_format"):
         if body.get(key):
@@ -97,9 +97,9 @@ def prompt_extra(body: dict[str, Any]) -> int:
                 img = p.get("image_url")
                 low = isinstance(img, dict) and img.get("detail") == "low"
                 n += IMAGE_TOKENS_LOW if low else IMAGE_TOKENS
-    prompt = body.get("prompt")
-    if isinstance(prompt, list):
-        for p in prompt:
+    for key in ("prompt", "input"):  # completions' prompt, embeddings' input
+        ids = body.get(key)
+        for p in ids if isinstance(ids, list) else ():
             if isinstance(p, int) and not isinstance(p, bool):
                 n += 1  # one token id
             elif isinstance(p, list):

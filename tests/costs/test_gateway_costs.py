@@ -227,6 +227,7 @@ def test_the_prompt_estimate_counts_tools_schemas_images_and_token_ids() -> None
     assert prompt_extra({"messages": [], "response_format": schema}) > 10
     assert prompt_extra({"prompt": [[1, 2, 3], [4, 5]]}) == 5
     assert prompt_extra({"prompt": [101, 102, 103, 104]}) == 4
+    assert prompt_extra({"input": [[1, 2], [3]]}) == 3  # embeddings of token ids
     assert prompt_extra({"prompt": "text is counted elsewhere"}) == 0
 
 
