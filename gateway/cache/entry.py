@@ -29,7 +29,10 @@ class Entry:
         u = self.usage
         return orjson.dumps(
             {"f": FORMAT, "model": self.model, "body": self.body, "stored_at": self.stored_at,
-             "usage": [u.prompt_tokens, u.completion_tokens, u.estimated]}
+             "usage": [u.prompt_tokens, u.completion_tokens, u.estimated],
+             # the token classes, so a hit's "would have cost" is priced like the call was
+             "classes": [u.cached_tokens, u.cache_write_tokens, u.cache_write_1h_tokens,
+                         u.reasoning_tokens]}
         )  # fmt: skip
 
     def response(self, request_id: str, model: str) -> dict[str, Any]:
@@ -50,8 +53,11 @@ def decode(raw: bytes) -> Entry | None:
         if not isinstance(d, dict) or d.get("f") != FORMAT:
             return None
         p, c, est = d["usage"]
-        return Entry(str(d["model"]), dict(d["body"]), Usage(int(p), int(c), bool(est)),
-                     float(d["stored_at"]))  # fmt: skip
+        cached, w5, w1h, reasoning = d.get("classes") or (0, 0, 0, 0)  # older entries: none
+        usage = Usage(int(p), int(c), bool(est), cached_tokens=int(cached),
+                      cache_write_tokens=int(w5), cache_write_1h_tokens=int(w1h),
+                      reasoning_tokens=int(reasoning))  # fmt: skip
+        return Entry(str(d["model"]), dict(d["body"]), usage, float(d["stored_at"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
