@@ -2,6 +2,8 @@
 (keep-alive, uvloop when installed) answering every chat completion with the same precomputed
 bytes: a JSON completion, or for `"stream": true` 13 SSE events (role, 10 words, finish,
 usage) and `[DONE]`, sent chunked. `--delay-ms` holds every answer back (time to first byte).
+`GET /stats` answers how many completions it has billed (each one bills `USAGE`), which the
+fault-injection harness (bench/faults.py) compares with the gateway's settled spend.
 
     .venv/bin/python bench/fake_upstream.py --port 9100 [--delay-ms 50]
 """
@@ -55,14 +57,18 @@ COMPLETION = http_json(completion_body())
 STREAM = http_sse(stream_events())
 MODELS = http_json(orjson.dumps({"object": "list", "data": [{"id": "bench", "object": "model"}]}))
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+BILLED = [0]  # completions answered (each bills USAGE)
 
 
 def answer(head: bytes, body: bytes) -> bytes:
     line = head.split(b"\r\n", 1)[0]
     if line.startswith(b"GET ") and b"/models" in line:
         return MODELS
+    if line.startswith(b"GET ") and b"/stats" in line:
+        return http_json(orjson.dumps({"completions": BILLED[0]}))
     if not line.startswith(b"POST "):
         return NOT_FOUND
+    BILLED[0] += 1
     compact = body.replace(b" ", b"")
     return STREAM if b'"stream":true' in compact else COMPLETION
 

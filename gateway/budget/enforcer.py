@@ -178,10 +178,12 @@ class Budget:
         low = tightest(adm.stands)
         room = to_nano(low.remaining) if low else None
         refusal: list[int] = []
+        fell_back = False  # a failed store attempt may have held `rid` (its reply was lost)
         for i, level in enumerate(levels):
             if room is not None and level > room and i < len(levels) - 1:
                 continue  # the snapshot already says it cannot fit: try the next level
-            res, local = await self._hold(rid, adm, level)
+            res, local, failed_over = await self._hold(rid, adm, level)
+            fell_back |= failed_over
             if res[0] == 1:
                 self._drop(call, [m for m in cands if worst[m] <= level], level)
                 left = min(ln.limit_nano - res[1 + 2 * j] - res[2 + 2 * j]
@@ -190,6 +192,9 @@ class Budget:
                 call.budget_remaining_usd = base.remaining.quantize(Decimal("0.00000001"))
                 return base
             refusal = [int(x) for x in res]
+        if fell_back:  # refused locally: give back what the store may hold (journaled release)
+            base.local = True
+            self.later(self.release(base))
         i = refusal[1] - 1
         if i >= len(adm.lines):  # the local fail-open line (see `_hold`)
             raise Unavailable(
@@ -213,7 +218,9 @@ class Budget:
         call.extra_headers["x-frugal-budget-downgrade"] = "true"
         d.category = "budget_downgrade"
 
-    async def _hold(self, rid: str, adm: Admission, amount: int) -> tuple[list[int], bool]:
+    async def _hold(self, rid: str, adm: Admission, amount: int) -> tuple[list[int], bool, bool]:
+        """The RESERVE script's result, whether it ran locally, and whether it did so after a
+        failed store attempt (which may have held `rid` there: its reply was lost)."""
         now = datetime.now(UTC)
         now_ms = int(now.timestamp() * 1000)
         ttl_ms = int(self.cfg.reservation_ttl_s * 1000)
@@ -226,9 +233,10 @@ class Budget:
             n = len(adm.lines)
             lkeys = keys + bkeys + [layout.fail_open(_team_of(adm))]
             local_call = (lkeys, [*args[: 5 + n], self.fail_open_nano, *args[5 + n :], 0])
-        res, local = await self.guard.run(RESERVE, keys + bkeys, args, local=adm.local,
+        tried = not adm.local  # read now: a concurrent `check` may turn the admission local
+        res, local = await self.guard.run(RESERVE, keys + bkeys, args, local=not tried,
                                           budget_keys=bkeys, local_call=local_call)  # fmt: skip
-        return [int(x) for x in res], local
+        return [int(x) for x in res], local, local and tried
 
     async def settle(self, call: Call, res: Reservation) -> None:
         """Replace the hold by the call's actual cost and write the spend ledger (once)."""
