@@ -164,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
 
     register_prices(sub)  # frugal prices [--json]
     try:
-        from gateway.router.cli import register
+        from gateway.router.lab.cli import register
     except ImportError:
         pass
     else:

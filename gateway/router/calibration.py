@@ -8,6 +8,7 @@ quality). A `Calibration` holds what both need, measured on data:
   (routing the highest scores to large). A floor f needs the smallest share whose ratio >= f.
 The artifact's calibration uses the public sets, each set weighted equally, with out-of-fold
 scores for the quality curve; `frugal router calibrate --input` recomputes it on your prompts.
+Fitting one from scores is `lab/calibrate.py`; serving only reads it.
 """
 
 from dataclasses import dataclass
@@ -52,35 +53,3 @@ class Calibration:
     def from_json(cls, data: dict[str, Any]) -> "Calibration":
         curve = data.get("quality_curve")
         return cls(tuple(data["score_quantiles"]), None if curve is None else tuple(curve))
-
-
-def weighted_quantiles(scores: F64, weights: F64) -> tuple[float, ...]:
-    order = np.argsort(scores, kind="stable")
-    cum = np.cumsum(weights[order])
-    cum = (cum - 0.5 * weights[order]) / cum[-1]
-    return tuple(float(v) for v in np.interp(GRID, cum, scores[order]))
-
-
-def quality_curve(scores: F64, q_small: F64, q_large: F64, weights: F64) -> tuple[float, ...]:
-    """Quality relative to all-large at each large share of `GRID` (weighted prompts)."""
-    order = np.argsort(-scores, kind="stable")
-    w = weights[order] / weights.sum()
-    gain = np.concatenate([[0.0], np.cumsum(w * (q_large - q_small)[order])])
-    share = np.concatenate([[0.0], np.cumsum(w)])
-    base = float((weights * q_small).sum() / weights.sum())
-    top = float((weights * q_large).sum() / weights.sum())
-    ratio = (base + np.interp(GRID, share, gain)) / max(top, 1e-12)
-    return tuple(float(v) for v in ratio)
-
-
-def calibrate(
-    scores: F64,
-    weights: F64 | None = None,
-    labelled: tuple[F64, F64, F64] | None = None,
-) -> Calibration:
-    """`scores` of a prompt population; `labelled` = (scores, q_small, q_large) for the curve."""
-    w = np.ones(len(scores)) if weights is None else weights
-    curve = None
-    if labelled is not None:
-        curve = quality_curve(labelled[0], labelled[1], labelled[2], w)
-    return Calibration(weighted_quantiles(scores, w), curve)

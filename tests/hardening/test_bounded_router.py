@@ -21,7 +21,7 @@ from gateway.router import features
 from gateway.router.conversation import _EXAMPLE_END, parse, strip_few_shot
 from gateway.router.featurize import embedding_text
 from gateway.router.heuristic import HEAD_CHARS, TAIL_CHARS, HeuristicScorer, text_of
-from gateway.router.public_data import DATASETS, default_data_dir, load
+from gateway.router.lab.public_data import DATASETS, default_data_dir, load
 from tests.hardening.bounded_support import CPU_LIMIT_S, chat_bodies, cpu_seconds
 
 # The patterns as trained (before issue 12): quadratic on runs of dots, digits and newlines.

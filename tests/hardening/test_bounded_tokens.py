@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import tokens
-from gateway.router.public_data import default_data_dir, load
+from gateway.router.lab.public_data import default_data_dir, load
 from tests.hardening.bounded_support import CPU_LIMIT_S, TEXTS, chat_bodies, cpu_seconds
 
 

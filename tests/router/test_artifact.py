@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.router import artifact, loading, public_data
-from gateway.router.calibration import calibrate
+from gateway.router import artifact, loading
+from gateway.router.lab import public_data
+from gateway.router.lab.calibrate import calibrate
 from gateway.router.mixture import Mixture
 from gateway.router.model import DenseModel
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.router.cli import main
-from gateway.router.examples import parse_log_record
+from gateway.router.lab.cli import main
+from gateway.router.lab.examples import parse_log_record
 
 
 def test_score_roundtrip_preserves_order(tmp_path: Path) -> None:

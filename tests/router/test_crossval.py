@@ -1,7 +1,7 @@
 import numpy as np
 
-from gateway.router.crossval import assign_folds, set_weights
-from gateway.router.examples import Example
+from gateway.router.lab.crossval import assign_folds, set_weights
+from gateway.router.lab.examples import Example
 
 
 def _ex(dataset: str, group: str) -> Example:
@@ -30,9 +30,9 @@ def test_set_weights() -> None:
 def test_every_compared_family_learns_a_separable_signal() -> None:
     """Out-of-fold scores of each family (served or compared only) rank the prompts that need
     the large model above the others."""
-    from gateway.router.crossval import out_of_fold
     from gateway.router.features import FEATURE_NAMES
-    from gateway.router.training import Spec
+    from gateway.router.lab.crossval import out_of_fold
+    from gateway.router.lab.training import Spec
 
     rng = np.random.default_rng(0)
     n = 400

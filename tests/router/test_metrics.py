@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from gateway.router import metrics as m
-from gateway.router.evaluation import baselines, bootstrap
+from gateway.router.lab import metrics as m
+from gateway.router.lab.evaluation import baselines, bootstrap
 
 
 def _outcomes() -> m.Outcomes:

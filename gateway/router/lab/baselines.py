@@ -15,9 +15,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gateway.router.lab.training import Spec, fit, soft_targets, weighted_rows
 from gateway.router.mixture import GATE_DIMS
 from gateway.router.neighbours import centred_by_set
-from gateway.router.training import Spec, fit, soft_targets, weighted_rows
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]

@@ -6,10 +6,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.router import public_data
 from gateway.router.artifact import DEFAULT_NAME
-from gateway.router.cli_actions import calibrate_cmd, eval_cmd, score_cmd, train_cmd
 from gateway.router.embedder import DEFAULT_VARIANT, VARIANTS
+from gateway.router.lab import public_data
+from gateway.router.lab.cli_actions import calibrate_cmd, eval_cmd, score_cmd, train_cmd
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:

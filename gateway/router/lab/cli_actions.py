@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from gateway.router import artifact as artifacts
-from gateway.router.calibration import calibrate
-from gateway.router.report import format_comparison, format_report
+from gateway.router.lab.calibrate import calibrate
+from gateway.router.lab.report import format_comparison, format_report
 from gateway.router.resources import ARTIFACTS_DIR
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from gateway.router.trainer import Options
+    from gateway.router.lab.trainer import Options
 
     sets = [s for s in args.sets.split(",") if s]
     opts = Options(data_dir=args.data, sets=sets, logs=args.logs, n_boot=args.boot,
@@ -29,7 +29,7 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def train_cmd(args: argparse.Namespace) -> int:
-    from gateway.router.trainer import train
+    from gateway.router.lab.trainer import train
 
     art = train(_options(args), args.name, args.out or ARTIFACTS_DIR, args.compare)
     print(format_report(art.meta["evaluation"]))
@@ -46,7 +46,7 @@ def eval_cmd(args: argparse.Namespace) -> int:
     if args.recorded:
         report = artifacts.load(args.name).meta["evaluation"]
     else:
-        from gateway.router.trainer import evaluate, load_corpus
+        from gateway.router.lab.trainer import evaluate, load_corpus
 
         report = evaluate(load_corpus(_options(args)), _options(args))[1]
     print(json.dumps(report, indent=1) if args.json else format_report(report))
@@ -93,7 +93,7 @@ def score_cmd(args: argparse.Namespace) -> int:
 
 
 def _labelled(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
-    from gateway.router.examples import parse_log_record
+    from gateway.router.lab.examples import parse_log_record
 
     if not records or not all("acceptable" in r for r in records):
         return None

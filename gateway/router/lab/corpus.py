@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from gateway.router import public_data
-from gateway.router.crossval import assign_folds, set_weights
 from gateway.router.embedder import MiniLMEmbedder
-from gateway.router.examples import Example, read_logs
-from gateway.router.featurize import build_matrix
-from gateway.router.metrics import Outcomes
+from gateway.router.lab import public_data
+from gateway.router.lab.crossval import assign_folds, set_weights
+from gateway.router.lab.embeddings import build_matrix
+from gateway.router.lab.examples import Example, read_logs
+from gateway.router.lab.metrics import Outcomes
 
 F64 = npt.NDArray[np.float64]
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from gateway.router.baselines import fit_any
-from gateway.router.examples import Example
-from gateway.router.training import Spec
+from gateway.router.lab.baselines import fit_any
+from gateway.router.lab.examples import Example
+from gateway.router.lab.training import Spec
 
 K_FOLDS = 5
 I64 = npt.NDArray[np.int64]

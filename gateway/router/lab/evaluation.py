@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.router import metrics as m
+from gateway.router.lab import metrics as m
 
 Metric = Callable[[m.Array, m.Outcomes], float]
 FLOOR = 0.95

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.router.corpus import Corpus
-from gateway.router.crossval import out_of_fold
-from gateway.router.metrics import apgr
+from gateway.router.lab.corpus import Corpus
+from gateway.router.lab.crossval import out_of_fold
+from gateway.router.lab.metrics import apgr
+from gateway.router.lab.training import Spec, fit
 from gateway.router.mixture import GATE_DIMS, Mixture
 from gateway.router.neighbours import K_GRID, Neighbours, choose
-from gateway.router.training import Spec, fit
 
 F64 = npt.NDArray[np.float64]
 

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.router.examples import Example
+from gateway.router.lab.examples import Example
 
 DATA_ENV = "FRUGAL_ROUTING_DATA"
 SMALL, LARGE = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"

@@ -10,19 +10,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.router import fastmodel, public_data
+from gateway.router import fastmodel
 from gateway.router.artifact import DEFAULT_NAME, Artifact, save
-from gateway.router.calibration import calibrate
-from gateway.router.corpus import Corpus, build, load_examples
 from gateway.router.embedder import DEFAULT_VARIANT, MAX_TOKENS, MiniLMEmbedder
-from gateway.router.evaluation import evaluate_set
-from gateway.router.experiment import attach_neighbours, compare, label, nested_scores
 from gateway.router.features import FEATURE_NAMES
-from gateway.router.featurize import embed_cached
+from gateway.router.lab import public_data
+from gateway.router.lab.calibrate import calibrate
+from gateway.router.lab.corpus import Corpus, build, load_examples
+from gateway.router.lab.embeddings import embed_cached
+from gateway.router.lab.evaluation import evaluate_set
+from gateway.router.lab.experiment import attach_neighbours, compare, label, nested_scores
+from gateway.router.lab.training import Spec, fit
 from gateway.router.mixture import GATE_DIMS
 from gateway.router.neighbours import DIMS, Neighbours
 from gateway.router.resources import ARTIFACTS_DIR
-from gateway.router.training import Spec, fit
 
 F64 = npt.NDArray[np.float64]
 
