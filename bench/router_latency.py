@@ -14,7 +14,8 @@ import statistics
 import time
 from typing import Any
 
-from gateway.router import load_scorer, public_data
+from gateway.router import load_scorer
+from gateway.router.lab import public_data
 
 
 def prompts(n: int) -> list[tuple[list[dict[str, Any]], bool]]:
