@@ -90,7 +90,7 @@ class FakeOpenAI:
         self.traceparents.clear()
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # 4 MB prompts (issue 12)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
