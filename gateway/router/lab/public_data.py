@@ -35,7 +35,7 @@ def default_data_dir() -> Path:
     """$FRUGAL_ROUTING_DATA, else `../shared/routing-data` next to the checkout."""
     if os.environ.get(DATA_ENV):
         return Path(os.environ[DATA_ENV])
-    return Path(__file__).resolve().parents[3] / "shared" / "routing-data"
+    return Path(__file__).resolve().parents[4] / "shared" / "routing-data"
 
 
 def _user(text: str) -> tuple[dict[str, str | None], ...]:
