@@ -57,6 +57,8 @@ def cmd_spend(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['day']}  key {r['key_id']:<12}  {r['model']:<20} {r['tier']:<6} "
               f"{r['requests']:>7} req {r['prompt_tokens']:>9} in {r['completion_tokens']:>9} out"
+              f" ({r.get('cached_tokens', 0)} cached, {r.get('cache_write_tokens', 0)} cache"
+              f" write; {r.get('reasoning_tokens', 0)} reasoning)"
               f"  ${r['cost_usd']:<14} saved ${r['savings_usd']}")  # fmt: skip
     return 0
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -252,7 +252,9 @@ class Budget:
         if work is not None:
             self.later(self._finish(*work))
 
-    def _settling(self, call: Call, res: Reservation) -> tuple[Reservation, int, list[Any]] | None:
+    def _settling(
+        self, call: Call, res: Reservation
+    ) -> tuple[Reservation, int, list[Any], list[Any]] | None:
         if res.done:
             return None
         res.done = True
@@ -265,7 +267,11 @@ class Budget:
         if res.remaining is not None:
             res.remaining += from_nano(res.amount - cost)
             call.budget_remaining_usd = res.remaining.quantize(Decimal("0.00000001"))
-        return res, cost, [prefix, p, c, cost, saved, c]
+        classes: list[Any] = []  # ledger counters by token class (`frugal spend`)
+        if u is not None:
+            classes = ["cached_tokens", u.cached_tokens, "cache_write_tokens", u.cache_writes,
+                       "reasoning_tokens", u.reasoning_tokens]  # fmt: skip
+        return res, cost, [prefix, p, c, cost, saved, c], classes
 
     async def record_free(self, call: Call, adm: Admission) -> None:
         """A cache hit: nothing was held and nothing is charged, but the ledger counts the
@@ -286,7 +292,9 @@ class Budget:
         res.done = True
         await self._finish(res, 0, ["", 0, 0, 0, 0, 0])
 
-    async def _finish(self, res: Reservation, cost: int, ledger: list[Any]) -> None:
+    async def _finish(
+        self, res: Reservation, cost: int, ledger: list[Any], more: Sequence[Any] = ()
+    ) -> None:
         now = datetime.now(UTC)
         head = [layout.reservations(res.team), layout.done(res.team, res.minute),
                 layout.spend(res.team, local_day(now, res.tz))]  # fmt: skip
@@ -294,7 +302,7 @@ class Budget:
         rkeys = [r.store_key for r in res.rates]
         retention = self.cfg.spend_retention_days * 86_400_000
         n = len(res.lines)
-        args: list[Any] = [res.rid, cost, self.done_ttl_ms, n, retention, *ledger, "0"]
+        args: list[Any] = [res.rid, cost, self.done_ttl_ms, n, retention, *ledger, "0", *more]
         local_call = None
         if self.fail_open_nano is not None and n:  # charge the replica's fail-open line too
             lkeys = head + bkeys + [layout.fail_open(res.team)] + rkeys

@@ -270,7 +270,8 @@ RESERVE = Script("frugal_reserve", RESERVE_LUA, _reserve)
 # KEYS: resv, done set (of the reservation's minute), spend ledger, budget_1..n, rate keys...
 # ARGV: rid, actual, done_ttl_ms, n, ledger_ttl_ms, prefix ('' = no ledger entry),
 #       prompt_tokens, completion_tokens, cost, savings, rate_tokens, strict ('1' = only if the
-#       hold is still recorded)
+#       hold is still recorded), then name/value pairs of more ledger counters (the token
+#       classes: cached_tokens, cache_write_tokens, reasoning_tokens)
 # -> 1 settled, 0 already settled (nothing changed)
 SETTLE_STRICT = 11  # index of the `strict` argument
 SETTLE_LUA = (
@@ -302,6 +303,9 @@ if pre ~= '' then
   redis.call('HINCRBY', KEYS[3], pre .. '|completion_tokens', ARGV[8])
   redis.call('HINCRBY', KEYS[3], pre .. '|cost_nano', ARGV[9])
   redis.call('HINCRBY', KEYS[3], pre .. '|savings_nano', ARGV[10])
+  for j = 13, #ARGV - 1, 2 do
+    redis.call('HINCRBY', KEYS[3], pre .. '|' .. ARGV[j], ARGV[j + 1])
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
 redis.call('SADD', KEYS[2], ARGV[1])
@@ -335,6 +339,8 @@ def _settle(data: Data, keys: Sequence[str], args: Sequence[ScriptArg]) -> int:
         values = (1, int(args[6]), int(args[7]), int(args[8]), int(args[9]))
         for name, v in zip(LEDGER_FIELDS, values, strict=True):
             data.hincrby(keys[2], f"{pre}|{name}", v)
+        for j in range(SETTLE_STRICT + 1, len(args) - 1, 2):  # more counters, by name
+            data.hincrby(keys[2], f"{pre}|{args[j]}", int(args[j + 1]))
         data.pexpire(keys[2], int(args[4]))
     data.sadd(keys[1], rid)
     data.pexpire(keys[1], int(args[2]))

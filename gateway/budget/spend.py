@@ -15,6 +15,8 @@ from gateway.budget.periods import days
 from gateway.policies import Period
 from gateway.store.base import Store
 
+CLASSES = ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
+
 
 @dataclass(slots=True)
 class Row:
@@ -28,6 +30,11 @@ class Row:
     completion_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     savings_usd: Decimal = Decimal(0)
+    # Token classes (parts of prompt_tokens / completion_tokens): read from the provider's
+    # cache, written to it, and reasoning.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -47,7 +54,7 @@ def parse_day(team: str, day: date, raw: dict[bytes, bytes]) -> list[Row]:
             row.cost_usd = from_nano(n)
         elif metric == "savings_nano":
             row.savings_usd = from_nano(n)
-        elif metric in ("requests", "prompt_tokens", "completion_tokens"):
+        elif metric in ("requests", "prompt_tokens", "completion_tokens", *CLASSES):
             setattr(row, metric, n)
     return sorted(rows.values(), key=lambda r: (r.key_id, r.model, r.tier))
 
@@ -66,13 +73,14 @@ def totals(rows: list[Row]) -> dict[str, Any]:
         "requests": sum(r.requests for r in rows),
         "prompt_tokens": sum(r.prompt_tokens for r in rows),
         "completion_tokens": sum(r.completion_tokens for r in rows),
+        **{c: sum(getattr(r, c) for r in rows) for c in CLASSES},
         "cost_usd": str(sum((r.cost_usd for r in rows), Decimal(0))),
         "savings_usd": str(sum((r.savings_usd for r in rows), Decimal(0))),
     }
 
 
 COLUMNS = ["team", "day", "key_id", "model", "tier", "requests", "prompt_tokens",
-           "completion_tokens", "cost_usd", "savings_usd"]  # fmt: skip
+           "completion_tokens", "cost_usd", "savings_usd", *CLASSES]  # fmt: skip
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:

@@ -285,3 +285,29 @@ def test_cost_by_token_class_in_metrics_and_the_log_line(
                 if r.headers["x-request-id"] in m.getMessage())  # fmt: skip
     assert "prompt_tokens=10000 completion_tokens=100" in line
     assert "cached_tokens=8000 cache_write_tokens=0" in line and "reasoning_tokens=60" in line
+
+
+def test_frugal_spend_shows_the_token_classes(
+    gw: Any, upstream: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c, _ = gw
+    upstream.script.prompt_tokens = 10_000
+    upstream.script.usage_extra = {
+        "prompt_tokens_details": {"cached_tokens": 8_000},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
+    team = "open"
+    r = _chat(gw, team, "priced")
+    assert r.status_code == 200
+    deadline = time.monotonic() + 10
+    while True:
+        data = c.get(f"/admin/spend?team={team}", headers={"authorization": f"Bearer {ADMIN}"})
+        rows = [x for x in data.json()["rows"] if x["model"] == "priced"]
+        if (rows and rows[0]["cached_tokens"] >= 8_000) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert rows[0]["cached_tokens"] % 8_000 == 0 and rows[0]["cached_tokens"] > 0  # 8,000 each
+    assert rows[0]["reasoning_tokens"] > 0
+    assert main(["spend", "--team", team, "--url", str(c.base_url)]) == 0
+    out = capsys.readouterr().out
+    assert "cached" in out and "reasoning" in out and "cached_tokens" in out
