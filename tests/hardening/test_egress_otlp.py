@@ -219,3 +219,46 @@ def test_export_through_the_proxy_and_no_proxy(collectors, monkeypatch) -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def test_grpc_export_through_the_proxy_and_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from concurrent import futures
+
+    import grpc  # type: ignore[import-untyped]
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as tpb
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tgrpc
+
+    calls: list[str] = []
+    metadata: list[dict[str, str]] = []
+
+    class Traces(tgrpc.TraceServiceServicer):  # type: ignore[misc]
+        def Export(self, req: Any, context: Any) -> Any:
+            calls.append(req.resource_spans[0].scope_spans[0].spans[0].name)
+            metadata.append(dict(context.invocation_metadata()))
+            if len(calls) == 1:  # the first call: come back later
+                context.abort(grpc.StatusCode.UNAVAILABLE, "busy")
+            return tpb.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    tgrpc.add_TraceServiceServicer_to_server(Traces(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    loop = asyncio.new_event_loop()
+    proxy = RecordingProxy()
+    proxy.server = loop.run_until_complete(asyncio.start_server(proxy.handle, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("grpc_proxy", proxy.url)
+        export = Export(f"http://collector.test:{port}", "grpc", {"api-key": "k"}, "gzip", 5.0)
+        sender(export)(request())
+        assert calls == ["chat m", "chat m"]  # UNAVAILABLE, then retried
+        assert metadata[0]["api-key"] == "k"
+        assert proxy.lines == [f"CONNECT collector.test:{port} HTTP/1.1"]
+    finally:
+        server.stop(grace=None).wait(5)
+        loop.call_soon_threadsafe(proxy.server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
