@@ -195,6 +195,11 @@ class ModelConfig(Strict):
     def _client_key_needs_cert(self) -> "ModelConfig":
         if self.client_key and not self.client_cert:
             raise ValueError("client_key needs client_cert (the certificate it belongs to)")
+        if self.provider == "litellm" and (self.ca_bundle or self.client_cert):
+            raise ValueError(
+                "ca_bundle and client_cert apply to provider 'openai' only; litellm reads "
+                "SSL_CERT_FILE for its CAs (or use provider 'openai' for an OpenAI-compatible API)"
+            )
         return self
 
     @model_validator(mode="after")

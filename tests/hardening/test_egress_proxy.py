@@ -364,3 +364,9 @@ async def test_budget_webhooks_go_through_the_proxy_and_honour_no_proxy(
     await alerts.drain()
     assert hook.server is not None
     hook.server.close()
+
+
+def test_tls_files_on_a_litellm_model_are_refused_not_ignored(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="provider 'openai' only"):
+        cfg = model_cfg("https://api.example.com/v1", "anthropic/claude", provider="litellm")
+        ModelConfig(**cfg, ca_bundle=str(tmp_path / "ca.pem"))
