@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway import pricing, tokens
-from gateway.budget import Admission, BudgetView, Reservation
+from gateway import affinity, capabilities, pricing, tokens
+from gateway.budget import Admission, Reservation
 from gateway.budget.allow import authorize
 from gateway.budget.estimate import cap_field, choices, prompt_extra, with_output_cap
 from gateway.cache.service import Lookup
@@ -51,7 +51,7 @@ async def generate(
     joint = budget.joint(admission) and not rt.router.is_route(req.model)
     if not joint:
         await budget.check(call, admission)  # rate limits and the budget snapshot, first
-    call.decision = await _route(rt, call, req, admission.view)
+    call.decision = await _route(rt, call, req, admission)
     # Skip cooling models now, so the cache key and the budget hold name the model called.
     call.decision.candidates = rt.resilient.order(call.decision.candidates)
     authorize(call, admission, rt.settings.models)  # allowed models; $0-only; max_tokens cap
@@ -85,6 +85,7 @@ async def _generate(
         return await _escalate(rt, call, req, admission, *escalate)
     await rt.cache.store(lookup, call, body)  # complete answers only
     record(call)
+    rt.learning.served(call)  # a route with `learning:`: memo, maybe paired sampling (background)
     return Reply(body, call.headers())
 
 
@@ -102,6 +103,7 @@ async def _complete(
             call.trace,
         )
     call.model = model
+    affinity.remember(rt, call)
     _settle(rt, call, completion, req)
     call.response = completion.body  # telemetry: finish reasons (and opt-in content)
     rt.budget.enforcer.settle_soon(call, held)
@@ -141,6 +143,7 @@ async def _escalate(
     held = await rt.budget.enforcer.reserve(call, admission)
     body = await _complete(rt, call, req, held)
     record(call)
+    rt.learning.escalated(small, call)  # an implicit label (gateway/learning)
     headers = call.headers()
     total = (small.cost or Decimal(0)) + (call.cost or Decimal(0))
     headers["x-frugal-cost-usd"] = pricing.usd(total)  # both calls: this request's whole cost
@@ -192,18 +195,25 @@ async def embed(rt: Runtime, call: Call, req: EmbeddingRequest) -> Reply:
 
 
 async def _route(
-    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, budget: BudgetView | None
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, admission: Admission
 ) -> Decision:
     if not rt.router.is_route(req.model):
         return rt.router.pinned(req.model)
+    budget = admission.view
+    api = call.api.value if call.api is not None else "chat"
+    needs = capabilities.needs(call.body, admission.prompt_tokens, api)  # what a model must take
     if isinstance(req, ChatRequest):
-        return await rt.router.decide(req.model, call.body["messages"], bool(req.tools), budget)
+        messages = call.body["messages"]
+        call.decision = await rt.router.decide(req.model, messages, bool(req.tools), budget, needs)
+        await affinity.steer(rt, call)  # a conversation stays on its model (opt-in per route)
+        return call.decision
     prompt = (
         req.prompt
         if isinstance(req.prompt, str)
         else " ".join(p for p in req.prompt if isinstance(p, str))
     )
-    return await rt.router.decide(req.model, [{"role": "user", "content": prompt}], False, budget)
+    messages = [{"role": "user", "content": prompt}]
+    return await rt.router.decide(req.model, messages, False, budget, needs)
 
 
 @contextmanager
@@ -259,8 +269,8 @@ def charge(rt: Runtime, call: Call, usage: Usage) -> None:
     call.usage = usage
     tier = pricing.served_tier(usage, call.body)
     price = rt.router.model(call.model).price
-    call.cost = pricing.cost(usage, price, tier)
     call.cost_classes = pricing.breakdown(usage, price, tier)
+    call.cost = pricing.total(call.cost_classes)
     baseline = rt.router.baseline_model(call.decision.route if call.decision else None)
     price = rt.router.model(baseline).price if baseline else rt.router.model(call.model).price
     call.baseline_cost = pricing.cost(usage, price, tier)
@@ -305,6 +315,7 @@ async def _stream(
             call.trace,
         )
     call.model = model
+    affinity.remember(rt, call)
     chunks = rt.cache.capture(lookup, call, first, chunks)  # stored once the stream is complete
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
@@ -312,6 +323,7 @@ async def _stream(
         charge(rt, call, usage)
         budget.later(budget.settle(call, held))
         record(call)
+        rt.learning.served(call)  # label loop (gateway/learning), off the request path
 
     return StreamReply(
         relay(call, first, chunks, include_usage, lambda: prompt_tokens(call), finish),

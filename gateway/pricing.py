@@ -90,7 +90,12 @@ def breakdown(usage: Usage, price: Price, service_tier: str | None = None) -> di
 def cost(usage: Usage, price: Price, service_tier: str | None = None) -> Decimal:
     """What `usage` costs at `price`, served on `service_tier` (default: the one the upstream
     reported in the usage), quantized to 1e-8 USD."""
-    return sum(breakdown(usage, price, service_tier).values(), Decimal(0)).quantize(_CENT_FRACTION)
+    return total(breakdown(usage, price, service_tier))
+
+
+def total(parts: dict[str, Decimal]) -> Decimal:
+    """The cost a `breakdown` adds up to, quantized to 1e-8 USD."""
+    return sum(parts.values(), Decimal(0)).quantize(_CENT_FRACTION)
 
 
 def served_tier(usage: Usage, body: dict[str, Any]) -> str | None:
