@@ -126,6 +126,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     _check_egress(settings)
     print(f"ok: {len(settings.models)} models, {len(settings.routes)} routes")
+    mapped = sorted(n for n, m in settings.models.items() if m.price.source != "config")
+    if mapped:  # where the others' prices come from (`frugal prices` lists them all)
+        print(f"priced from the litellm map: {', '.join(mapped)}")
     return 0
 
 
