@@ -3,7 +3,11 @@
 bytes: a JSON completion, or for `"stream": true` 13 SSE events (role, 10 words, finish,
 usage) and `[DONE]`, sent chunked. `--delay-ms` holds every answer back (time to first byte).
 `GET /stats` answers how many completions it has billed (each one bills `USAGE`), which the
-fault-injection harness (bench/faults.py) compares with the gateway's settled spend.
+fault-injection harness (bench/faults.py) compares with the gateway's settled spend, and
+`GET /fault?mode=M` makes every later answer faulty: `reset` (half the answer, then the
+connection is reset; not billed), `trickle` (one byte every 0.2 s; billed only if all of it is
+sent), `1xx` (a `103 Early Hints` before the answer; billed), `oversized` (a 2 MiB body; not
+billed), or `none`.
 
     .venv/bin/python bench/fake_upstream.py --port 9100 [--delay-ms 50]
 """
@@ -58,6 +62,10 @@ STREAM = http_sse(stream_events())
 MODELS = http_json(orjson.dumps({"object": "list", "data": [{"id": "bench", "object": "model"}]}))
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 BILLED = [0]  # completions answered (each bills USAGE)
+FAULT = ["none"]  # set with GET /fault?mode=...
+FAULTS = ("none", "reset", "trickle", "1xx", "oversized")
+EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </hint.css>; rel=preload\r\n\r\n"
+OVERSIZED = http_json(b'{"padding": "' + b"x" * (2 * 1024 * 1024) + b'"}')
 
 
 def answer(head: bytes, body: bytes) -> bytes:
@@ -66,11 +74,22 @@ def answer(head: bytes, body: bytes) -> bytes:
         return MODELS
     if line.startswith(b"GET ") and b"/stats" in line:
         return http_json(orjson.dumps({"completions": BILLED[0]}))
+    if line.startswith(b"GET /fault?mode="):
+        mode = line.split(b"=", 1)[1].split(b" ", 1)[0].decode()
+        if mode in FAULTS:
+            FAULT[0] = mode
+        return http_json(orjson.dumps({"fault": FAULT[0]}))
     if not line.startswith(b"POST "):
         return NOT_FOUND
-    BILLED[0] += 1
     compact = body.replace(b" ", b"")
-    return STREAM if b'"stream":true' in compact else COMPLETION
+    payload = STREAM if b'"stream":true' in compact else COMPLETION
+    mode = FAULT[0]
+    if mode == "oversized":
+        return OVERSIZED
+    if mode in ("reset", "trickle"):
+        return payload  # sent by Upstream._send, which bills it if all of it goes out
+    BILLED[0] += 1
+    return EARLY_HINTS + payload if mode == "1xx" else payload
 
 
 def content_length(head: bytes) -> int:
@@ -107,10 +126,27 @@ class Upstream(asyncio.Protocol):
         return head, body
 
     def _send(self, payload: bytes) -> None:
+        if payload in (COMPLETION, STREAM) and FAULT[0] == "reset":
+            self._write(payload[: len(payload) // 2])
+            if self._transport is not None:
+                self._transport.abort()
+            return
+        if payload in (COMPLETION, STREAM) and FAULT[0] == "trickle":
+            self._trickle(payload, 0)
+            return
         if self._delay > 0:
             asyncio.get_running_loop().call_later(self._delay, self._write, payload)
         else:
             self._write(payload)
+
+    def _trickle(self, payload: bytes, sent: int) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return  # the client gave up: nothing billed
+        if sent == len(payload):
+            BILLED[0] += 1
+            return
+        self._transport.write(payload[sent : sent + 1])
+        asyncio.get_running_loop().call_later(0.2, self._trickle, payload, sent + 1)
 
     def _write(self, payload: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():

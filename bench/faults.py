@@ -12,8 +12,11 @@ fault a few seconds in, lifts it, waits for the gateways to reconcile, and measu
 
 Faults: Redis SIGKILLed then restarted (AOF, so spend survives), Redis restarted gracefully,
 Redis made READONLY (demoted to a replica, as in a failover), Redis replies slowed past
-`store.timeout_s` (a proxy holds them back), a gateway process SIGKILLed mid-request. Everything
-runs on 127.0.0.1, every process is stopped by its PID, and the run is bounded in time.
+`store.timeout_s` (a proxy holds them back), a gateway process SIGKILLed mid-request; the
+upstream resetting mid-answer, trickling one byte every 0.2 s (past the attempt's 10 s
+deadline), sending a `103 Early Hints` first, or sending a 2 MiB body (the limit is 1 MiB).
+Everything runs on 127.0.0.1, every process is stopped by its PID, and the run is bounded in
+time.
 
     .venv/bin/python bench/faults.py [--seconds 12] [--clients 64] [--only slow,readonly]
 """
@@ -162,6 +165,7 @@ def write_config(stack: Stack, teams: list[str]) -> Path:
         "base_url": f"http://127.0.0.1:{stack.upstream_port}/v1",
         "price": {"input_per_mtok": str(PRICE_IN), "output_per_mtok": str(PRICE_OUT)},
         "timeouts": {"connect_s": 2, "read_s": 5, "total_s": 10},
+        "limits": {"max_response_bytes": 1024 * 1024},
     }
     cfg: dict[str, Any] = {
         "auth": {"anonymous_team": None},
@@ -171,6 +175,7 @@ def write_config(stack: Stack, teams: list[str]) -> Path:
         "models": {"small": model},
         "routes": {"auto": {"tiers": ["small"]}},
         "cache": {"enabled": False},
+        "resilience": {"cooldown_s": 1},  # one model only: a cool-down would outlast the fault
         "budget": {"on_store_error": "fail_open", "reservation_ttl_s": TTL_S,
                    "reconcile_interval_s": 0.5, "fail_open_allowance_usd": str(ALLOWANCE)},
     }  # fmt: skip
@@ -288,9 +293,24 @@ def gateway_killed(stack: Stack) -> Callable[[], None]:
     return lambda: start_gateway(stack, 0)
 
 
+def upstream(mode: str) -> Callable[[Stack], Callable[[], None]]:
+    """The fake upstream misbehaves (bench/fake_upstream.py `GET /fault`)."""
+
+    def fault(stack: Stack) -> Callable[[], None]:
+        base = f"http://127.0.0.1:{stack.upstream_port}"
+        httpx.get(f"{base}/fault", params={"mode": mode}, timeout=5).raise_for_status()
+        return lambda: httpx.get(
+            f"{base}/fault", params={"mode": "none"}, timeout=5
+        ).raise_for_status()
+
+    return fault
+
+
 FAULTS: dict[str, Callable[[Stack], Callable[[], None]] | None] = {
     "none": None, "redis-killed": redis_killed, "redis-restarted": redis_restarted,
     "redis-readonly": redis_readonly, "redis-slow": redis_slow, "gateway-sigkill": gateway_killed,
+    "upstream-reset": upstream("reset"), "upstream-trickle": upstream("trickle"),
+    "upstream-1xx": upstream("1xx"), "upstream-oversized": upstream("oversized"),
 }  # fmt: skip
 
 
@@ -306,6 +326,9 @@ class Tally:
     lost: int = 0
     other: int = 0
     codes: dict[int, int] = field(default_factory=dict)
+    charged_failed: Decimal = Decimal(0)  # x-frugal-cost-usd of answers that were not a 200
+    start: float = field(default_factory=time.monotonic)
+    timeline: dict[int, dict[int, int]] = field(default_factory=dict)  # second -> status -> n
 
 
 async def client(base: list[str], i: int, key: str, until: float, t: Tally) -> None:
@@ -328,6 +351,11 @@ async def client(base: list[str], i: int, key: str, until: float, t: Tally) -> N
                 continue
             t.sent += 1
             t.codes[r.status_code] = t.codes.get(r.status_code, 0) + 1
+            sec = t.timeline.setdefault(int(time.monotonic() - t.start), {})
+            sec[r.status_code] = sec.get(r.status_code, 0) + 1
+            cost = r.headers.get("x-frugal-cost-usd", "0")
+            if r.status_code != 200 and cost not in ("0", "pending"):
+                t.charged_failed += Decimal(cost)  # charged though it failed (upstream may bill)
             if r.status_code == 200:
                 t.ok += 1
             elif r.status_code == 429:
@@ -397,28 +425,34 @@ def run_scenario(stack: Stack, name: str, key: str, args: argparse.Namespace) ->
     if held:  # holds a request could not give back (e.g. its process was killed): their TTL
         time.sleep(max(0.0, TTL_S + 2 - (time.monotonic() - t0)))
         spent, held = settled(stack, name)
-    bill_usd = upstream * PER_REQUEST
-    extra = spent - bill_usd
+    # What the team should have been charged: every answer the upstream completed (its own
+    # count), plus what the gateway said it charged for failed attempts the upstream may have
+    # billed (x-frugal-charged-failure: their worst case, the fake does not bill them).
+    extra = spent - (upstream * PER_REQUEST + tally.charged_failed)
     return {
         "scenario": name, "requests": tally.sent, "ok": tally.ok, "refused_429": tally.refused,
         "lost": tally.lost, "5xx": tally.five, "other": tally.other, "codes": tally.codes,
+        "timeline": tally.timeline,
         "upstream_billed": upstream, "spent_usd": str(spent), "limit_usd": str(LIMIT),
         "overshoot_usd": f"{max(Decimal(0), spent - LIMIT):.6f}",
-        "double_charges": int(max(Decimal(0), extra) / PER_REQUEST),
-        "unbilled": int(max(Decimal(0), -extra) / PER_REQUEST),
+        "double_charges": round(max(Decimal(0), extra) / PER_REQUEST),
+        "unbilled": round(max(Decimal(0), -extra) / PER_REQUEST),
+        "charged_failed_usd": f"{tally.charged_failed:.6f}",
         "held_at_end_usd": f"{held_at_end:.6f}", "holds_left_usd": f"{held:.6f}",
         "reconciled": reconciled,
     }  # fmt: skip
 
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    head = ("| scenario | requests | 200 | 429 | lost | 5xx | overshoot $ | double charges | "
-            "unbilled | held at end $ | holds left after TTL $ |")  # fmt: skip
-    lines = [head, "|" + "---|" * 11]
+    head = (
+        "| scenario | requests | 200 | 429 | lost | 5xx | overshoot $ | double charges "
+        "| not charged | failed, charged $ | held at end $ | holds left after TTL $ |"
+    )
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['scenario']} | {r['requests']} | {r['ok']} | {r['refused_429']} | "
                      f"{r['lost']} | {r['5xx']} | {r['overshoot_usd']} | {r['double_charges']} | "
-                     f"{r['unbilled']} | {r['held_at_end_usd']} | "
+                     f"{r['unbilled']} | {r['charged_failed_usd']} | {r['held_at_end_usd']} | "
                      f"{r['holds_left_usd']} |")  # fmt: skip
     lines.append(f"\n{args.gateways} gateways x {args.clients} clients, {args.seconds:g} s per "
                  f"scenario, fault at 25% for 30% of it; budget ${LIMIT}, fail_open allowance "
