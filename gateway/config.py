@@ -179,6 +179,18 @@ class ModelConfig(Strict):
     ca_bundle: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+    # What the model can take (gateway/capabilities.py). Left out: from litellm's map entry
+    # (by `price_from`, else `model`), else `local.ctx_size` for the window, else unknown (a
+    # route then assumes the model can).
+    max_input_tokens: int | None = Field(default=None, ge=1)
+    vision: bool | None = None
+    tools: bool | None = None
+    # The client APIs the upstream speaks natively: `chat` (chat completions), `responses`
+    # (OpenAI Responses: /v1/responses is passed through), `messages` (Anthropic Messages:
+    # /v1/messages passed through, x-api-key auth). Without `chat`, chat requests skip it.
+    apis: tuple[Literal["chat", "responses", "messages"], ...] = Field(
+        default=("chat",), min_length=1
+    )
 
     _map_price = model_validator(mode="before")(_price_from_map)
 
@@ -200,6 +212,12 @@ class ModelConfig(Strict):
                 "ca_bundle and client_cert apply to provider 'openai' only; litellm reads "
                 "SSL_CERT_FILE for its CAs (or use provider 'openai' for an OpenAI-compatible API)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _native_needs_http(self) -> "ModelConfig":
+        if set(self.apis) - {"chat"} and self.provider != "openai":
+            raise ValueError("apis other than chat need provider 'openai' (a base_url)")
         return self
 
     @model_validator(mode="after")
@@ -227,6 +245,13 @@ class CascadeConfig(Strict):
     min_mean_logprob: float | None = Field(default=None, le=0)  # where the upstream returns them
 
 
+class AffinityConfig(Strict):
+    """Keep a conversation on the model it started on while that provider's prompt cache is
+    warm (gateway/affinity.py): `window_s` after its last turn."""
+
+    window_s: float = Field(default=300.0, gt=0)
+
+
 class RouteConfig(Strict):
     tiers: list[Tier] = Field(min_length=1)
     router: str = "heuristic"
@@ -234,6 +259,7 @@ class RouteConfig(Strict):
     fallback: bool = True
     shadow: ShadowConfig | None = None
     cascade: CascadeConfig | None = None  # non-streaming requests routed to the small tier
+    affinity: AffinityConfig | None = None  # conversations stay on their model (opt-in)
 
 
 class Resilience(Strict):

@@ -201,18 +201,21 @@ async def _route(
         return rt.router.pinned(req.model)
     budget = admission.view
     api = call.api.value if call.api is not None else "chat"
-    needs = capabilities.needs(call.body, admission.prompt_tokens, api)  # what a model must take
+    prompt = admission.prompt_tokens  # 0 when no budget needed it: counted if a window may care
+    if not prompt and rt.router.windowed(req.model):
+        prompt = prompt_tokens(call)
+    needs = capabilities.needs(call.body, prompt, api)  # what a model must take
     if isinstance(req, ChatRequest):
         messages = call.body["messages"]
         call.decision = await rt.router.decide(req.model, messages, bool(req.tools), budget, needs)
         await affinity.steer(rt, call)  # a conversation stays on its model (opt-in per route)
         return call.decision
-    prompt = (
+    text = (
         req.prompt
         if isinstance(req.prompt, str)
         else " ".join(p for p in req.prompt if isinstance(p, str))
     )
-    messages = [{"role": "user", "content": prompt}]
+    messages = [{"role": "user", "content": text}]
     return await rt.router.decide(req.model, messages, False, budget, needs)
 
 

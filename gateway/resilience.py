@@ -6,7 +6,9 @@ refused or timed out, TLS or proxy failure), or the upstream answered with an er
 and 5xx other than 504 are retried; 401/403/404 fall back without retry). An error after the
 request was sent and before a complete answer (a read timeout, the attempt's deadline, a
 connection dropped, an invalid or empty answer, a 504 from a gateway in front) may have been
-processed and billed: it is marked `maybe_processed` and ends the request at once. Nothing is
+processed and billed: it is marked `maybe_processed` and ends the request at once. One 4xx
+falls back: a prompt the model's context cannot hold (`context_length_exceeded`) goes on to
+the next candidate with a larger window (`windows`), without cooling the model. Nothing is
 retried once a stream's first chunk has been handed to the client (the caller only asks us to
 open streams). All attempts together end `HOLD_MARGIN_S` before the budget hold expires
 (`window_s`, providers/deadline.py). Every attempt is logged with its outcome."""
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from gateway.capabilities import CONTEXT_EXCEEDED
 from gateway.config import Resilience
 from gateway.errors import UpstreamError, UpstreamRejected
 from gateway.fault import upstream_at_fault
@@ -72,11 +75,18 @@ class Cooldowns:
 
 class Resilient:
     def __init__(
-        self, cfg: Resilience, cooldowns: Cooldowns, window_s: float | None = None
-    ) -> None:
+        self, cfg: Resilience, cooldowns: Cooldowns, window_s: float | None = None,
+        windows: dict[str, int | None] | None = None,
+    ) -> None:  # fmt: skip
         self._cfg = cfg
         self.cooldowns = cooldowns
         self._window_s = window_s  # how long a request's attempts may take, all together
+        self.windows = windows or {}  # each model's context window (None: unknown)
+
+    def _larger(self, model: str, floor: int | None) -> bool:
+        """After a context overflow on a model with window `floor`: may `model` hold more?"""
+        window = self.windows.get(model)
+        return floor is None or (window is not None and window > floor)
 
     def order(self, candidates: list[str]) -> list[str]:
         """Candidates not cooling down, in order (all of them if every one is cooling)."""
@@ -115,7 +125,10 @@ class Resilient:
         end: float | None,
     ) -> tuple[str, T]:
         last: UpstreamError | None = None
+        overflowed, floor = False, None  # after a context overflow: larger windows only
         for model in self.order(candidates):
+            if overflowed and not self._larger(model, floor):
+                continue
             for n in range(self._cfg.retries + 1):
                 if last is not None and end is not None and time.monotonic() >= end:
                     raise last  # the budget hold would expire during another attempt
@@ -129,6 +142,9 @@ class Resilient:
                 except UpstreamError as e:
                     self._log(attempts, request_id, model, n, t0, e, span_id)
                     last = e
+                    if isinstance(e, UpstreamRejected) and e.code == CONTEXT_EXCEEDED:
+                        overflowed, floor = True, self.windows.get(model)
+                        break  # the request's fault (no cool-down); a larger window may hold it
                     if isinstance(e, UpstreamRejected) or e.maybe_processed:
                         self.cooldowns.failed(model, e)  # a timeout counts, a 4xx does not
                         raise

@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway import capabilities
+from gateway.capabilities import Capabilities, Needs
 from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, ShadowConfig, Tier
-from gateway.errors import ModelNotFound, Unavailable
+from gateway.errors import InvalidRequest, ModelNotFound, Unavailable
 from gateway.providers.registry import missing_credential
 from gateway.router import Scorer, load_scorer
 from gateway.router.model_thread import run_model
@@ -31,8 +33,10 @@ class Decision:
     extra: dict[str, Any] = field(default_factory=dict)
     # The reason as one of a small fixed set (metrics label it): pinned, score_above_threshold,
     # score_below_threshold, tier_unavailable, budget_threshold_raised, budget_small_tier,
-    # budget_downgrade (set by the budget's reservation).
+    # budget_downgrade (set by the budget's reservation), capability (the tier picked could
+    # not take the request), affinity (the conversation stayed on its model).
     category: str = "pinned"
+    needs: Needs | None = None  # what the request needs of a model (capabilities.py)
 
 
 class Router:
@@ -41,6 +45,9 @@ class Router:
         self._routes = settings.routes
         self.unavailable = {
             name: env for name, m in self._models.items() if (env := missing_credential(m))
+        }
+        self.capabilities: dict[str, Capabilities] = {
+            n: capabilities.of(m) for n, m in self._models.items()
         }
         self._scorers: dict[str, Scorer] = {}
         for r in self._routes.values():
@@ -71,9 +78,22 @@ class Router:
             )
         return Decision(None, cfg.tier, [name])
 
+    def windowed(self, route_name: str) -> bool:
+        """Whether a model of the route has a known context window (the prompt is then
+        counted for routing even when no budget needs it)."""
+        tiers = set(self._routes[route_name].tiers)
+        return any(
+            self.capabilities[n].max_input_tokens is not None
+            for n, m in self._models.items() if m.tier in tiers and m.kind == "chat"
+        )  # fmt: skip
+
+    def windows(self) -> dict[str, int | None]:
+        """Each model's context window (None: unknown), for the context-length fallback."""
+        return {n: c.max_input_tokens for n, c in self.capabilities.items()}
+
     async def decide(
         self, route_name: str, messages: Sequence[Mapping[str, Any]], tools: bool,
-        budget: "BudgetView | None" = None,
+        budget: "BudgetView | None" = None, needs: Needs | None = None,
     ) -> Decision:  # fmt: skip
         route = self._routes[route_name]
         scorer = self._scorers[route.router]
@@ -103,9 +123,14 @@ class Router:
             reason += f"; budget: {budget.note}, {action}"
             reason += "; downgraded" if would and not large else ""
             category = "budget_small_tier" if budget.force_small else "budget_threshold_raised"
+        if needs is not None:  # a tier none of whose models can take the request: the nearest
+            capable, note = self._capable_tier(route_name, route, tier, needs)
+            reason += f"; {note}" if note else ""
+            category = "capability" if capable != tier else category
+            tier = capable
         decision = Decision(
-            route_name, tier, self._candidates(route, tier), score, reason,
-            {"scorer": scorer.name}, category,
+            route_name, tier, self._candidates(route, tier, needs), score, reason,
+            {"scorer": scorer.name}, category, needs,
         )  # fmt: skip
         if route.shadow is not None:
             await self._shadow(route_name, route.shadow, messages, tools, decision)
@@ -141,11 +166,13 @@ class Router:
         assert d.route is not None
         route = self._routes[d.route]
         top = max(route.tiers, key=TIER_ORDER.__getitem__)
-        candidates = self._tier_models(top)
+        candidates = self._tier_models(top, d.needs)
         if top == d.tier or not candidates:
             return None
         reason = f"{d.reason}; {note}, escalated to {top.value}"
-        return Decision(d.route, top, candidates, d.score, reason, d.extra, "cascade_escalated")
+        return Decision(
+            d.route, top, candidates, d.score, reason, d.extra, "cascade_escalated", d.needs
+        )
 
     def baseline_model(self, route_name: str | None) -> str | None:
         """The route's large model: the first model of its most capable tier (the price that
@@ -158,23 +185,71 @@ class Router:
                 return n
         return None
 
+    def stick(self, d: Decision, model: str) -> str | None:
+        """Put `model` first in `d` (conversation affinity) when the route may use it and it
+        can take the request; otherwise why not (None: done)."""
+        assert d.route is not None
+        cfg = self._models.get(model)
+        if cfg is None or cfg.kind != "chat" or cfg.tier not in self._routes[d.route].tiers:
+            return "no longer on the route"
+        if model in self.unavailable:
+            return "unavailable"
+        why = capabilities.refusal(self.capabilities[model], d.needs) if d.needs else None
+        if why is not None:
+            return why
+        d.tier = cfg.tier
+        d.candidates = [model, *(m for m in d.candidates if m != model)]
+        return None
+
+    def refusals(self, tier: Tier, needs: Needs) -> dict[str, str]:
+        """The models of `tier` that cannot take the request, and why."""
+        out = {}
+        for n in self._tier_models(tier):
+            why = capabilities.refusal(self.capabilities[n], needs)
+            if why is not None:
+                out[n] = why
+        return out
+
+    def _capable_tier(
+        self, route_name: str, route: RouteConfig, tier: Tier, needs: Needs
+    ) -> tuple[Tier, str]:
+        """The tier to use for a request with `needs`: `tier` when one of its models can take
+        it, else the nearest that can (the larger on a tie); and what the reason adds."""
+        refused = self.refusals(tier, needs)
+        if len(refused) < len(self._tier_models(tier)):
+            skipped = ", ".join(f"{m}: {why}" for m, why in refused.items())
+            return tier, f"skipped {skipped}" if skipped else ""
+        able = [t for t in self._usable_tiers(route) if self._tier_models(t, needs)]
+        if not able:
+            why = "; ".join(
+                f"{m}: {w}" for t in route.tiers for m, w in self.refusals(t, needs).items()
+            )
+            raise InvalidRequest(
+                f"No model of route {route_name!r} can take this request ({why}).",
+                param="messages", code="no_capable_model",
+            )  # fmt: skip
+        near = min(able, key=lambda t: (abs(TIER_ORDER[t] - TIER_ORDER[tier]), -TIER_ORDER[t]))
+        why = "; ".join(sorted(set(refused.values())))
+        return near, f"tier {tier.value} cannot take it ({why}), routed to {near.value}"
+
     def _usable_tiers(self, route: RouteConfig) -> list[Tier]:
         return [t for t in route.tiers if self._tier_models(t)]
 
-    def _tier_models(self, tier: Tier) -> list[str]:
+    def _tier_models(self, tier: Tier, needs: Needs | None = None) -> list[str]:
         return [
             n
             for n, m in self._models.items()
             if m.tier == tier and m.kind == "chat" and n not in self.unavailable
-        ]
+            and (needs is None or capabilities.refusal(self.capabilities[n], needs) is None)
+        ]  # fmt: skip
 
-    def _candidates(self, route: RouteConfig, tier: Tier) -> list[str]:
-        out = self._tier_models(tier)
+    def _candidates(self, route: RouteConfig, tier: Tier, needs: Needs | None = None) -> list[str]:
+        out = self._tier_models(tier, needs)
         if route.fallback:
             others = sorted(
                 (t for t in self._usable_tiers(route) if t != tier),
                 key=lambda t: (abs(TIER_ORDER[t] - TIER_ORDER[tier]), TIER_ORDER[t]),
             )
             for t in others:
-                out += self._tier_models(t)
+                out += self._tier_models(t, needs)
         return out

@@ -68,6 +68,7 @@ class Runtime:
                 settings.resilience,
                 Cooldowns(settings.resilience.cooldown_s),
                 window_s=settings.budget.reservation_ttl_s - HOLD_MARGIN_S,
+                windows=router.windows(),  # context windows: an overflow tries a larger one
             ),
             keys=keys,
         )

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from gateway.capabilities import CONTEXT_EXCEEDED
 from gateway.config import ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import Completion, Endpoint
@@ -145,11 +146,14 @@ class LiteLLMProvider:
             msg = str(getattr(e, "message", "") or "")[:500]
             if self._api_key:
                 msg = msg.replace(self._api_key, "[redacted]")
-            return UpstreamRejected(
+            rejected = UpstreamRejected(
                 f"model {self.name!r} rejected the request: {msg}",
                 model=self.name,
                 upstream_status=status,
             )
+            if type(e).__name__ == "ContextWindowExceededError":  # litellm's own mapping
+                rejected.code = CONTEXT_EXCEEDED  # a larger window may take it (resilience.py)
+            return rejected
         return UpstreamError(
             f"model {self.name!r} failed ({type(e).__name__}); check its configuration",
             model=self.name,

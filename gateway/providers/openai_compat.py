@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from gateway.capabilities import CONTEXT_EXCEEDED, exceeds_context
 from gateway.config import ConfigError, ModelConfig
 from gateway.errors import UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.fault import stream_error_status
@@ -166,9 +167,10 @@ class OpenAICompatProvider:
 
     def _status_error(self, status: int, raw: bytes) -> UpstreamError:
         try:
-            detail = self._message(orjson.loads(raw))
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            detail = ""
+            data = None
+        detail = self._message(data)
         if status == 429 or status >= 500:
             err = UpstreamError(
                 f"model {self.name!r} failed with HTTP {status}",
@@ -187,11 +189,14 @@ class OpenAICompatProvider:
                 retryable=False,
                 upstream_status=status,
             )
-        return UpstreamRejected(
+        rejected = UpstreamRejected(
             f"model {self.name!r} rejected the request: {detail or f'HTTP {status}'}",
             model=self.name,
             upstream_status=status,
         )
+        if isinstance(data, dict) and exceeds_context(data.get("error")):
+            rejected.code = CONTEXT_EXCEEDED  # a larger window may take it (resilience.py)
+        return rejected
 
     def _transport_error(self, e: BaseException) -> UpstreamError:
         if isinstance(e, NotSent):  # nothing reached the upstream: safe to try again

@@ -45,6 +45,9 @@ class Script:
     # A reasoning model: writes (and bills) this many tokens, all but the answer's reasoning,
     # unless the request's max_completion_tokens / max_tokens cuts it short.
     reasoning_writes: int | None = None
+    # Upstream model id -> its context window in the fake's prompt tokens: a longer chat prompt
+    # is refused with OpenAI's 400 `context_length_exceeded`.
+    context_windows: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,6 +127,14 @@ class FakeOpenAI:
             return err
         assert body is not None
         prompt = _prompt_tokens(body.get("messages", []))
+        window = self.script.context_windows.get(str(body.get("model")))
+        if window is not None and prompt > window:
+            return web.json_response({"error": {
+                "message": f"This model's maximum context length is {window} tokens. However, "
+                           f"your messages resulted in {prompt} tokens.",
+                "type": "invalid_request_error", "param": "messages",
+                "code": "context_length_exceeded",
+            }}, status=400)  # fmt: skip
         n = int(body.get("n") or 1)
         if body.get("stream"):
             return await self._stream(request, body, prompt, chat=True)
