@@ -39,11 +39,31 @@ class Rates:
 
 def rates(price: Price, prompt_tokens: int) -> Rates:
     """The rates a request with this many prompt tokens pays (its long-context tier)."""
-    tier: LongContext | None = None
-    for t in price.long_context:  # ascending
+    resolved = _resolved(price)
+    i = 0
+    for n, t in enumerate(price.long_context, 1):  # ascending
         if prompt_tokens > t.above_tokens:
-            tier = t
+            i = n
+    return resolved[i]
 
+
+# Resolved rates per Price (base, then each long-context tier), worked out once: id -> (the
+# price, kept alive so its id is not reused, and its rates). Prices live as long as settings.
+_RESOLVED: dict[int, tuple[Price, list[Rates]]] = {}
+
+
+def _resolved(price: Price) -> list[Rates]:
+    hit = _RESOLVED.get(id(price))
+    if hit is not None and hit[0] is price:
+        return hit[1]
+    if len(_RESOLVED) > 4096:
+        _RESOLVED.clear()
+    out = [_resolve(price, None), *(_resolve(price, t) for t in price.long_context)]
+    _RESOLVED[id(price)] = (price, out)
+    return out
+
+
+def _resolve(price: Price, tier: LongContext | None) -> Rates:
     def pick(name: str, parent: Decimal) -> Decimal:
         v = getattr(tier, name, None) if tier is not None else None
         if v is None:
