@@ -59,7 +59,8 @@ async def status(request: Request) -> Response:
     return json_response({
         "store": rt.store.kind, "on_store_error": rt.settings.budget.on_store_error,
         "degraded": b.guard.degraded, "store_failures": b.guard.failures,
-        "reconciled": b.guard.reconciled, "teams": sorted(b.policies.teams),
+        "reconciled": b.guard.reconciled, "journal": len(b.guard.journal),
+        "replays_dropped": b.guard.replays_dropped, "teams": sorted(b.policies.teams),
         "policy_reloads": w.reloads, "policy_reloads_refused": w.refused,
         "alerts_sent": b.alerts.sent,
     })  # fmt: skip

@@ -144,6 +144,11 @@ class Guard:
             except self.down:
                 entry.sent_at = sent_at  # it may have run: the next replay must be idempotent
                 raise
+            except Exception:  # a bug, not an outage: never let one settle block the others
+                log.exception("a journaled settle cannot be replayed; dropped")
+                self.journal.popleft()
+                self.replays_dropped += 1
+                continue
             self.journal.popleft()
             self.reconciled += 1
             if int(done) == 0 and args[SETTLE_STRICT] == "1":

@@ -99,3 +99,23 @@ async def test_a_reserve_whose_reply_was_lost_is_given_back_by_the_replayed_sett
         got = _spent(own_redis.port)
         assert (int(got[b"spent"]), int(got[b"reserved"])) == (30, 0)
         await store.close()
+
+
+async def test_a_settle_that_cannot_be_replayed_does_not_block_the_others(
+    own_redis: RedisServer,
+) -> None:
+    store = RedisStore(own_redis.url, timeout_s=1)
+    guard = Guard(store, fail_open=True)
+    with redis.Redis(port=own_redis.port) as r:
+        r.set(BUDGET, "not a hash")  # a bug (here: a key of the wrong type), not an outage
+    bad_keys, bad_args = _settle_call("bad", 5)
+    await guard.run(SETTLE, bad_keys, bad_args, local=True, tolerant=True, budget_keys=[BUDGET])
+    good = layout.budget(TEAM, None, "other")
+    keys, args = _settle_call("good", 9)
+    keys[3] = good
+    await guard.run(SETTLE, keys, args, local=True, tolerant=True, budget_keys=[good])
+    assert await guard.reconcile()
+    assert guard.replays_dropped == 1 and guard.reconciled == 1 and not guard.journal
+    with redis.Redis(port=own_redis.port) as r:
+        assert int(r.hget(good, "spent") or 0) == 9
+    await store.close()
