@@ -9,7 +9,9 @@ from typing import Any
 from gateway import sse
 from gateway.cache.entry import Entry
 
-_PIECE = re.compile(r"\s*\S+\s*")
+# Leading blanks only at the start: `\s*\S+\s*` rescanned a run of blanks from each of its
+# positions (quadratic on an all-blank answer); later matches start on a word anyway.
+_PIECE = re.compile(r"(?:^\s*)?\S+\s*")
 WORDS_PER_CHUNK = 4
 
 
