@@ -21,6 +21,8 @@ from gateway.cache.admin import router as cache_admin_router
 from gateway.config import Settings
 from gateway.errors import FrugalError
 from gateway.front import Front, internal_error_body
+from gateway.learning.admin import router as learning_admin_router
+from gateway.learning.feedback import router as feedback_router
 from gateway.middleware import current_request_id
 from gateway.runtime import Runtime
 from gateway.telemetry.endpoint import router as metrics_router
@@ -49,6 +51,8 @@ def create_app(settings: Settings) -> Front:
     gate = [Depends(admin_gate)]
     app.include_router(admin_router, include_in_schema=False, dependencies=gate)
     app.include_router(cache_admin_router, include_in_schema=False, dependencies=gate)
+    app.include_router(learning_admin_router, include_in_schema=False, dependencies=gate)
+    app.include_router(feedback_router)  # POST /v1/feedback (gateway/learning/feedback.py)
     app.include_router(stored_responses_router)  # GET/DELETE /v1/responses/{id}
     # /metrics: the admin key unless telemetry.metrics_open
     app.include_router(metrics_router, include_in_schema=False)

@@ -44,6 +44,8 @@ class Call:
     first_chunk_ms: float | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
     trace: Trace | None = None  # set when tracing is on (telemetry/tracecontext.py)
+    # A reference answer the caller sent (header x-frugal-expected), for the learning judge.
+    expected: str | None = None
 
     @property
     def savings(self) -> Decimal | None:
@@ -66,6 +68,8 @@ class Call:
         if d and d.score is not None:
             h["x-frugal-route-score"] = f"{d.score:.4f}"
             h["x-frugal-route-reason"] = d.reason
+            if "router_version" in d.extra:
+                h["x-frugal-router-version"] = d.extra["router_version"]
         if self.usage is not None and self.usage.estimated:
             h["x-frugal-usage-estimated"] = "true"
         if self.cache != "off":

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.cache.settings import CacheSettings
+from gateway.learning.settings import LearningConfig
 from gateway.store.settings import StoreSettings
 from gateway.telemetry.settings import TelemetrySettings
 
@@ -259,6 +260,7 @@ class RouteConfig(Strict):
     fallback: bool = True
     shadow: ShadowConfig | None = None
     cascade: CascadeConfig | None = None  # non-streaming requests routed to the small tier
+    learning: LearningConfig | None = None  # labels from live traffic (gateway/learning)
     affinity: AffinityConfig | None = None  # conversations stay on their model (opt-in)
 
 
@@ -368,6 +370,13 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"route {name!r} lists tiers {missing} but no chat model has them; "
                     "add a model with that tier or remove the tier from the route"
+                )
+            judge = route.learning.judge if route.learning else None
+            if judge is not None and (judge not in self.models
+                                      or self.models[judge].kind != "chat"):  # fmt: skip
+                raise ValueError(
+                    f"routes.{name}.learning.judge: {judge!r} is not a chat model of `models:`; "
+                    "name one of them"
                 )
         for name, m in self.models.items():  # the budget hold must outlive an attempt
             if m.timeouts.total_s + HOLD_MARGIN_S > self.budget.reservation_ttl_s:

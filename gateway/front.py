@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from fastapi import FastAPI
@@ -37,6 +38,7 @@ HOT = {
     **bridge.PATHS,  # Anthropic Messages, OpenAI Responses: translated at the edge
 }
 JSON = (b"content-type", b"application/json")
+EXPECTED = "x-frugal-expected"  # URL-encoded UTF-8 (gateway/learning/README.md)
 SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 
 
@@ -73,6 +75,8 @@ class Front:
                 if not isinstance(body, dict):  # before a Call exists: telemetry reads its body
                     raise InvalidRequest("The request body must be a JSON object.")
                 call = Call(rid, principal, endpoint, body)
+                if EXPECTED in headers:  # a reference answer for the learning judge
+                    call.expected = unquote(headers[EXPECTED])
                 call.trace = rt.telemetry.trace_for(headers.get("traceparent"))
                 reply: pipeline.Reply | StreamReply
                 if endpoint is Endpoint.embeddings:

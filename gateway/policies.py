@@ -124,6 +124,8 @@ class TeamPolicy(_Strict):
     allow: Allow = Allow()
     soft: Soft | None = None
     hard: Hard = Hard()
+    # true: none of the team's traffic is sampled, memoed or kept as a label (gateway/learning)
+    learning_opt_out: bool = False
     keys: dict[str, KeyPolicy] = Field(default_factory=dict)  # key id -> sub-budget, limits
 
     @field_validator("keys")

@@ -27,7 +27,7 @@ def _log(call: Call) -> None:
         "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
         "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s "
         "cached_tokens=%s cache_write_tokens=%s cache_write_1h_tokens=%s reasoning_tokens=%s "
-        "service_tier=%s cost_usd=%s savings_usd=%s attempts=%s ms=%.1f trace_id=%s",
+        "service_tier=%s cost_usd=%s savings_usd=%s attempts=%s ms=%.1f trace_id=%s router=%s",
         call.request_id, call.principal.team, call.principal.key_id or "-",
         (call.api or call.endpoint).value,  # the client's API (a bridged one: messages, ...)
         (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
@@ -44,4 +44,5 @@ def _log(call: Call) -> None:
         call.elapsed_ms(),
         # the trace of this request's spans when it was sampled (telemetry/tracecontext.py)
         f"{call.trace.trace_id:032x}" if call.trace is not None and call.trace.sampled else "-",
+        d.extra.get("router_version", "-") if d else "-",  # the scorer's version (routed only)
     )  # fmt: skip

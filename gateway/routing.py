@@ -4,6 +4,8 @@ A request naming a concrete model goes there (no fallback: the client pinned it)
 naming a route is scored by the route's scorer; score >= threshold picks the route's most
 capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier first."""
 
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import capabilities
 from gateway.capabilities import Capabilities, Needs
-from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, ShadowConfig, Tier
+from gateway.config import TIER_ORDER, ModelConfig, RouteConfig, Settings, Tier
 from gateway.errors import InvalidRequest, ModelNotFound, Unavailable
 from gateway.providers.registry import missing_credential
 from gateway.router import Scorer, load_scorer
@@ -39,6 +41,32 @@ class Decision:
     needs: Needs | None = None  # what the request needs of a model (capabilities.py)
 
 
+@dataclass(slots=True)
+class Live:
+    """A route's scorer and threshold (live, or running in shadow), and its version: the
+    scorer's name, plus a digest of a learned artifact's recorded metadata."""
+
+    router: str
+    scorer: Scorer
+    threshold: float
+    version: str = ""
+    decisions: int = 0  # as a shadow: decisions scored, and how many agreed with the live one
+    agreed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            self.version = scorer_version(self.scorer)
+
+
+def scorer_version(scorer: Scorer) -> str:
+    artifact = getattr(scorer, "artifact", None)
+    meta = getattr(artifact, "meta", None)
+    if not isinstance(meta, dict):
+        return scorer.name
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{scorer.name}@{digest[:8]}"
+
+
 class Router:
     def __init__(self, settings: Settings) -> None:
         self._models = settings.models
@@ -54,6 +82,14 @@ class Router:
             for name in (r.router, r.shadow.router if r.shadow else None):
                 if name is not None and name not in self._scorers:
                     self._scorers[name] = load_scorer(name)
+        # What each route scores with now: swapped whole by promote/rollback (learning/rollout.py)
+        self.live: dict[str, Live] = {
+            n: Live(r.router, self._scorers[r.router], r.threshold) for n, r in self._routes.items()
+        }
+        self.shadows: dict[str, Live] = {
+            n: Live(r.shadow.router, self._scorers[r.shadow.router], r.shadow.threshold)
+            for n, r in self._routes.items() if r.shadow is not None
+        }  # fmt: skip
 
     def is_route(self, name: str) -> bool:
         return name in self._routes
@@ -96,7 +132,8 @@ class Router:
         budget: "BudgetView | None" = None, needs: Needs | None = None,
     ) -> Decision:  # fmt: skip
         route = self._routes[route_name]
-        scorer = self._scorers[route.router]
+        live = self.live[route_name]  # one read: a promotion mid-request does not mix routers
+        scorer = live.scorer
         if scorer.blocking:
             score = await run_model(scorer.score, messages, tools)
         else:
@@ -105,7 +142,7 @@ class Router:
         if not usable:
             raise Unavailable(f"No model of route {route_name!r} is available.")
         # A team near its budget: a higher threshold, or the cheapest tier whatever the score.
-        threshold = budget.threshold(route.threshold) if budget else route.threshold
+        threshold = budget.threshold(live.threshold) if budget else live.threshold
         large = score >= threshold and not (budget and budget.force_small)
         pick = max if large else min
         intended = pick(route.tiers, key=TIER_ORDER.__getitem__)
@@ -117,8 +154,8 @@ class Router:
             tier = min(usable, key=lambda t: abs(TIER_ORDER[t] - TIER_ORDER[intended]))
             reason += f"; tier {intended.value} unavailable"
             category = "tier_unavailable"
-        if budget and budget.note and (threshold != route.threshold or budget.force_small):
-            would = score >= route.threshold
+        if budget and budget.note and (threshold != live.threshold or budget.force_small):
+            would = score >= live.threshold
             action = "small tier forced" if budget.force_small else "threshold raised"
             reason += f"; budget: {budget.note}, {action}"
             reason += "; downgraded" if would and not large else ""
@@ -130,18 +167,20 @@ class Router:
             tier = capable
         decision = Decision(
             route_name, tier, self._candidates(route, tier, needs), score, reason,
-            {"scorer": scorer.name}, category, needs,
+            {"scorer": scorer.name, "router_version": live.version}, category, needs,
         )  # fmt: skip
-        if route.shadow is not None:
-            await self._shadow(route_name, route.shadow, messages, tools, decision)
+        shadow = self.shadows.get(route_name)
+        if shadow is not None:
+            await self._shadow(route_name, shadow, messages, tools, decision)
         return decision
 
     async def _shadow(
-        self, route_name: str, shadow: ShadowConfig, messages: Sequence[Mapping[str, Any]],
+        self, route_name: str, shadow: "Live", messages: Sequence[Mapping[str, Any]],
         tools: bool, live: Decision,
     ) -> None:  # fmt: skip
         """Log what a candidate router/threshold would have decided; never act on it."""
-        scorer = self._scorers[shadow.router]
+        scorer = shadow.scorer
+        shadow.decisions += 1
         try:
             if scorer.blocking:
                 score = await run_model(scorer.score, messages, tools)
@@ -153,12 +192,15 @@ class Router:
         route = self._routes[route_name]
         pick = max if score >= shadow.threshold else min
         tier = pick(route.tiers, key=TIER_ORDER.__getitem__)
-        live.extra["shadow"] = {"router": shadow.router, "score": score, "tier": tier.value}
+        live.extra["shadow"] = {"router": shadow.router, "score": score, "tier": tier.value,
+                                "router_version": shadow.version}  # fmt: skip
+        if tier == live.tier:
+            shadow.agreed += 1
         log.info(
             "shadow route=%s live_router=%s live_score=%.4f live_tier=%s shadow_router=%s "
-            "shadow_threshold=%g shadow_score=%.4f shadow_tier=%s agree=%s",
-            route_name, route.router, live.score or 0.0, live.tier.value, shadow.router,
-            shadow.threshold, score, tier.value, tier == live.tier,
+            "shadow_threshold=%g shadow_score=%.4f shadow_tier=%s agree=%s shadow_version=%s",
+            route_name, live.extra.get("scorer"), live.score or 0.0, live.tier.value,
+            shadow.router, shadow.threshold, score, tier.value, tier == live.tier, shadow.version,
         )  # fmt: skip
 
     def escalation(self, d: Decision, note: str) -> Decision | None:

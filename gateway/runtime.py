@@ -8,6 +8,9 @@ from gateway.budget import BudgetRuntime, start_budget
 from gateway.cache.service import ResponseCache
 from gateway.config import HOLD_MARGIN_S, Settings
 from gateway.keys import KeyRing, load_keys
+from gateway.learning.rollout import Rollout
+from gateway.learning.sampling import Learning
+from gateway.learning.settings import LEARNING_TEAM
 from gateway.providers.base import Provider
 from gateway.providers.limit import Limited
 from gateway.providers.registry import build_provider
@@ -33,6 +36,8 @@ class Runtime:
     cache: ResponseCache = field(init=False)
     telemetry: Telemetry = field(init=False)
     readiness: Readiness = field(init=False)
+    learning: Learning = field(init=False)  # the label loop (gateway/learning)
+    rollout: Rollout = field(init=False)  # promote / roll back a route's router
 
     @classmethod
     async def start(cls, settings: Settings) -> "Runtime":
@@ -76,11 +81,17 @@ class Runtime:
         rt.cache = await ResponseCache.start(settings, rt.store)
         rt.readiness = Readiness(settings.server.readyz_cache_s)
         teams = {*rt.budget.enforcer.policies.teams, settings.auth.anonymous_team} - {None}
+        if any(r.learning for r in settings.routes.values()):
+            teams.add(LEARNING_TEAM)  # learning calls are charged (and shown) there
         rt.telemetry = Telemetry.start(settings, teams=[t for t in teams if t])
         hook.install(rt.telemetry)
+        rt.learning = Learning(rt)
+        rt.learning.start()
+        rt.rollout = Rollout(rt.router)
         return rt
 
     async def close(self) -> None:
+        await self.learning.close()  # jobs still queued are dropped (labels are best effort)
         await self.budget.close()  # settles still in flight are recorded before telemetry stops
         hook.uninstall(self.telemetry)
         await self.telemetry.close()

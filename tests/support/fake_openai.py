@@ -8,6 +8,7 @@ Runs an aiohttp server on a free loopback port in its own thread."""
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ class Script:
     # A reasoning model: writes (and bills) this many tokens, all but the answer's reasoning,
     # unless the request's max_completion_tokens / max_tokens cuts it short.
     reasoning_writes: int | None = None
+    # Answers by request: the text of a (non-streamed) chat answer (e.g. a scripted judge).
+    reply: Callable[[dict[str, Any]], str] | None = None
     # Upstream model id -> its context window in the fake's prompt tokens: a longer chat prompt
     # is refused with OpenAI's 400 `context_length_exceeded`.
     context_windows: dict[str, int] = field(default_factory=dict)
@@ -139,6 +142,8 @@ class FakeOpenAI:
         if body.get("stream"):
             return await self._stream(request, body, prompt, chat=True)
         text = "".join(WORDS[: self.script.completion_tokens])
+        if self.script.reply is not None:
+            text = self.script.reply(body)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         finish = "stop"
         if body.get("tools"):

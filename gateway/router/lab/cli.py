@@ -84,6 +84,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     cal.add_argument("--router", default="default")
     cal.add_argument("--json", action="store_true")
     cal.set_defaults(fn=run, router_handler=calibrate_cmd)
+    from gateway.learning.cli import register as register_learning
+
+    register_learning(sub)  # labels export, label, shadow, promote, rollback (gateway/learning)
 
 
 def run(args: argparse.Namespace) -> int:
