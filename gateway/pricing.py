@@ -19,8 +19,8 @@ _CENT_FRACTION = Decimal("0.00000001")
 
 
 def usd(amount: Decimal) -> str:
-    """Dollars as a plain decimal string (never `0E-8`)."""
-    return format(amount, "f")
+    """Dollars as a plain decimal string without trailing zeros: `0.0088`, `0` (never `0E-8`)."""
+    return format(amount.normalize(), "f")
 
 
 @dataclass(frozen=True, slots=True)

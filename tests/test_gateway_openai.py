@@ -100,7 +100,7 @@ def test_chat_pinned_model_passes_fields_through(
     assert h["x-frugal-model"] == "small-a" and h["x-frugal-tier"] == "small"
     assert h["x-frugal-route"] == "pinned"
     # 5 prompt tokens x $0.10/M + 20 completion tokens x $0.20/M
-    assert h["x-frugal-cost-usd"] == "0.00000450"
+    assert h["x-frugal-cost-usd"] == "0.0000045"
     assert len(h["x-request-id"]) >= 8
 
 
@@ -114,7 +114,7 @@ def test_chat_stream_with_usage(client: openai.OpenAI, upstream: FakeOpenAI) -> 
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 10
     assert chunks[-1].model_extra is not None
-    assert chunks[-1].model_extra["x_frugal"]["cost_usd"] == "0.00000250"
+    assert chunks[-1].model_extra["x_frugal"]["cost_usd"] == "0.0000025"
 
 
 def test_chat_stream_without_usage_has_no_empty_chunk(

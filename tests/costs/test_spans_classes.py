@@ -37,6 +37,6 @@ def test_spans_carry_the_token_classes() -> None:
     assert a["gen_ai.usage.cache_creation.input_tokens"] == 3_000
     assert a["frugal.usage.cache_write_1h_tokens"] == 1_000
     assert a["frugal.usage.reasoning_tokens"] == 300
-    assert a["frugal.cost.input_cached_usd"] == "0.01650000"
+    assert a["frugal.cost.input_cached_usd"] == "0.0165"
     attempt = next(s for s in spans if not s.server)
     assert attempt.attributes["gen_ai.usage.cache_read.input_tokens"] == 55_000
