@@ -44,6 +44,9 @@ class Call:
     first_chunk_ms: float | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
     trace: Trace | None = None  # set when tracing is on (telemetry/tracecontext.py)
+    # The client's own body on a translated API (`api`): passed through to a model whose
+    # upstream speaks that API natively (gateway/apis/native.py).
+    native: dict[str, Any] | None = None
     # A reference answer the caller sent (header x-frugal-expected), for the learning judge.
     expected: str | None = None
 

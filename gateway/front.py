@@ -83,7 +83,7 @@ class Front:
                     reply = await pipeline.embed(rt, call, validate(EmbeddingRequest, body))
                 elif endpoint in bridge.BRIDGED:
                     call.cache_read, call.cache_write = cache_directives(headers)
-                    reply = await bridge.serve(rt, call)
+                    reply = await bridge.serve(rt, call, headers)
                 else:
                     req: ChatRequest | CompletionRequest
                     if endpoint is Endpoint.chat:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway import affinity, capabilities, pricing, tokens
+from gateway.apis import native
 from gateway.budget import Admission, Reservation
 from gateway.budget.allow import authorize
 from gateway.budget.estimate import cap_field, choices, prompt_extra, with_output_cap
@@ -54,6 +55,8 @@ async def generate(
     call.decision = await _route(rt, call, req, admission)
     # Skip cooling models now, so the cache key and the budget hold name the model called.
     call.decision.candidates = rt.resilient.order(call.decision.candidates)
+    if native.speaks(rt, call, call.decision.candidates[0]):
+        call.cache_read = call.cache_write = False  # passed through: its answer is not chat
     authorize(call, admission, rt.settings.models)  # allowed models; $0-only; max_tokens cap
     lookup = await rt.cache.lookup(call)  # exact, then semantic; identical misses coalesce
     if lookup.entry is not None:
@@ -83,7 +86,8 @@ async def _generate(
     escalate = _cascade(rt, call, req, body)  # the small answer failed its check
     if escalate is not None:
         return await _escalate(rt, call, req, admission, *escalate)
-    await rt.cache.store(lookup, call, body)  # complete answers only
+    if not native.speaks(rt, call, call.model or ""):
+        await rt.cache.store(lookup, call, body)  # complete chat answers only
     record(call)
     rt.learning.served(call)  # a route with `learning:`: memo, maybe paired sampling (background)
     return Reply(body, call.headers())
@@ -97,7 +101,7 @@ async def _complete(
     with _released_on_failure(rt, held, call):
         model, completion = await rt.resilient.call(
             call.decision.candidates,
-            lambda m: rt.providers[m].complete(call.endpoint, upstream_body(rt, call.body, m)),
+            lambda m: rt.providers[m].complete(*_request(rt, call, m)),
             call.attempts,
             call.request_id,
             call.trace,
@@ -108,7 +112,7 @@ async def _complete(
     call.response = completion.body  # telemetry: finish reasons (and opt-in content)
     rt.budget.enforcer.settle_soon(call, held)
     completion.body["model"] = model
-    if completion.usage is None and call.usage is not None:
+    if completion.usage is None and call.usage is not None and not native.speaks(rt, call, model):
         completion.body["usage"] = call.usage.as_openai()
     return completion.body
 
@@ -120,6 +124,8 @@ def _cascade(
     d = call.decision
     if d is None or d.route is None or req.stream or call.model is None:
         return None
+    if native.speaks(rt, call, call.model):
+        return None  # a passed-through answer is not checked
     cfg = rt.settings.routes[d.route].cascade
     if cfg is None or rt.router.model(call.model).tier != d.tier:
         return None  # no cascade, or a fallback of another tier answered
@@ -252,6 +258,14 @@ def _charge_failed(rt: Runtime, call: Call, model: str) -> None:
     call.extra_headers["x-frugal-charged-failure"] = "upstream may have billed"
 
 
+def _request(rt: Runtime, call: Call, model: str) -> tuple[Endpoint, dict[str, Any]]:
+    """What `model` is sent: the client's own request where its upstream speaks the client's
+    API (passed through), else the chat request."""
+    if call.api is not None and native.speaks(rt, call, model):
+        return call.api, native.request(rt, call, model)
+    return call.endpoint, upstream_body(rt, call.body, model)
+
+
 def upstream_body(rt: Runtime, body: dict[str, Any], model: str) -> dict[str, Any]:
     cfg = rt.router.model(model)
     out = with_output_cap(body, cfg)  # the output cap the budget hold covers, always sent
@@ -312,7 +326,7 @@ async def _stream(
     with _released_on_failure(rt, held, call):
         model, first, chunks = await rt.resilient.open_stream(
             call.decision.candidates,
-            lambda m: rt.providers[m].stream(call.endpoint, upstream_body(rt, call.body, m)),
+            lambda m: rt.providers[m].stream(*_request(rt, call, m)),
             call.attempts,
             call.request_id,
             call.trace,
@@ -328,6 +342,10 @@ async def _stream(
         record(call)
         rt.learning.served(call)  # label loop (gateway/learning), off the request path
 
+    if native.speaks(rt, call, model):  # the upstream's own events, as they come
+        events = native.relay(call, first, chunks, lambda: prompt_tokens(call), finish)
+        return StreamReply(events, call.headers(streaming=True))
+    chunks = rt.cache.capture(lookup, call, first, chunks)  # stored once the stream is complete
     return StreamReply(
         relay(call, first, chunks, include_usage, lambda: prompt_tokens(call), finish),
         call.headers(streaming=True),

@@ -9,6 +9,7 @@ from gateway import pipeline
 from gateway.apis import messages, responses
 from gateway.call import Call
 from gateway.providers.base import Endpoint
+from gateway.providers.native import FORWARDED, forwarded
 from gateway.runtime import Runtime
 from gateway.streaming import StreamReply
 
@@ -27,7 +28,11 @@ ANTHROPIC_TYPES = {
 }  # fmt: skip
 
 
-async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
+async def serve(
+    rt: Runtime, call: Call, headers: Mapping[str, str] | None = None
+) -> pipeline.Reply | StreamReply:
+    if headers is not None:  # for an Anthropic upstream: anthropic-version, anthropic-beta
+        FORWARDED.set(forwarded(headers))
     if call.endpoint is Endpoint.count_tokens:
         return messages.count(call)
     if call.endpoint is Endpoint.messages:

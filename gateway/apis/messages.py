@@ -9,7 +9,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import pipeline, tokens
-from gateway.apis import messages_stream, usage
+from gateway.apis import messages_stream, native, usage
 from gateway.call import Call
 from gateway.errors import InvalidRequest
 from gateway.providers.base import Endpoint
@@ -53,8 +53,11 @@ class CountRequest(MessagesRequest):
 async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     req = validate(MessagesRequest, call.body)
     chat = to_chat(req)
+    call.native = call.body  # passed through to a model that speaks Messages (native.py)
     call.api, call.endpoint, call.body = Endpoint.messages, Endpoint.chat, chat
     reply = await pipeline.generate(rt, call, validate(ChatRequest, chat))
+    if native.speaks(rt, call, call.model or ""):
+        return reply  # the upstream's own message, or its own events
     thinking = (req.thinking or {}).get("type") in ("enabled", "adaptive")
     msg_id = f"msg_{call.request_id}"
     if isinstance(reply, StreamReply):

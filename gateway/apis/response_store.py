@@ -23,10 +23,16 @@ def key(team: str, response_id: str) -> str:
 
 
 async def save(
-    store: Store, team: str, response: dict[str, Any], conversation: list[dict[str, Any]]
-) -> None:
-    """Keep a finished response; a store that fails is logged, never fails the answer."""
-    raw = orjson.dumps({"response": response, "conversation": conversation})
+    store: Store, team: str, response: dict[str, Any], conversation: list[dict[str, Any]],
+    native: str | None = None,
+) -> None:  # fmt: skip
+    """Keep a finished response; a store that fails is logged, never fails the answer. A
+    response passed through to a model whose upstream keeps the state (`native`: its name)
+    is kept without a conversation: continuing it stays on that model."""
+    entry: dict[str, Any] = {"response": response, "conversation": conversation}
+    if native is not None:
+        entry["native"] = native
+    raw = orjson.dumps(entry)
     try:
         await store.set(key(team, response["id"]), raw, TTL_S)
     except (OSError, TimeoutError) as e:
@@ -44,14 +50,20 @@ async def load(store: Store, team: str, response_id: str) -> dict[str, Any] | No
     return entry
 
 
-async def conversation(store: Store, team: str, response_id: str) -> list[dict[str, Any]]:
-    """The chat messages a `previous_response_id` continues (without its instructions)."""
+async def previous(store: Store, team: str, response_id: str) -> dict[str, Any]:
+    """The stored entry a `previous_response_id` continues: its `conversation` (chat messages,
+    without its instructions), and `native`, the model holding the state upstream, if any."""
     entry = await load(store, team, response_id)
     if entry is None:
         raise InvalidRequest(f"Previous response with id {response_id!r} not found.",
                              param="previous_response_id",
                              code="previous_response_not_found")  # fmt: skip
-    messages: list[dict[str, Any]] = entry["conversation"]
+    return entry
+
+
+async def conversation(store: Store, team: str, response_id: str) -> list[dict[str, Any]]:
+    """The chat messages a `previous_response_id` continues (without its instructions)."""
+    messages: list[dict[str, Any]] = (await previous(store, team, response_id))["conversation"]
     return messages
 
 

@@ -4,12 +4,14 @@ object, stored for the team when `store` is on. What a chat upstream cannot hono
 tools, encrypted reasoning, background runs, server-side conversations) is a clear 400."""
 
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import pipeline
-from gateway.apis import response_store, responses_stream
+from gateway.apis import native, response_store, responses_stream
 from gateway.apis.response_output import CUSTOM_INPUT, custom_arguments, from_chat, new_id
 from gateway.call import Call
 from gateway.errors import InvalidRequest
@@ -17,6 +19,8 @@ from gateway.providers.base import Endpoint
 from gateway.runtime import Runtime
 from gateway.schemas import ChatRequest, validate
 from gateway.streaming import StreamReply
+
+_COMPLETED = b"event: response.completed\n"
 
 
 class ResponsesRequest(BaseModel):
@@ -47,12 +51,22 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     _refuse_unbridgeable(req)
     team = call.principal.team
     history: list[dict[str, Any]] = []
+    holder = None  # the model whose upstream holds the previous response's state
     if req.previous_response_id is not None:
-        history = await response_store.conversation(rt.store, team, req.previous_response_id)
+        entry = await response_store.previous(rt.store, team, req.previous_response_id)
+        history, holder = entry["conversation"], entry.get("native")
     turn = input_messages(req.input)
     chat = to_chat(req, [*history, *turn])
+    if holder is not None:
+        chat["model"] = holder  # the conversation stays on the model that holds its state
+        reason = f"previous_response_id: its state is held by {holder}"
+        call.extra_headers["x-frugal-route-reason"] = reason
+    if not history:  # a bridged conversation goes on bridged: no upstream has its state
+        call.native = call.body
     call.api, call.endpoint, call.body = Endpoint.responses, Endpoint.chat, chat
     reply = await pipeline.generate(rt, call, validate(ChatRequest, chat))
+    if native.speaks(rt, call, call.model or ""):
+        return await _passed(rt, call, req, reply)
     shell = response_shell(req, new_id("resp"), call.model or req.model)
 
     async def keep(response: dict[str, Any], answer: list[dict[str, Any]]) -> None:
@@ -64,6 +78,40 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     response, answer = from_chat(reply.body, shell)
     await keep(response, answer)
     return pipeline.Reply(response, reply.headers)
+
+
+async def _passed(
+    rt: Runtime, call: Call, req: ResponsesRequest, reply: pipeline.Reply | StreamReply
+) -> pipeline.Reply | StreamReply:
+    """A response passed through from a native upstream, kept (when `store`) as held there:
+    continuing it stays on the model that answered."""
+    team, model = call.principal.team, call.model
+
+    async def keep(response: Any) -> None:
+        if req.store and isinstance(response, dict) and isinstance(response.get("id"), str):
+            await response_store.save(rt.store, team, response, [], native=model)
+
+    if isinstance(reply, StreamReply):
+        return StreamReply(_kept(reply.chunks, keep), reply.headers)
+    await keep(reply.body)
+    return reply
+
+
+async def _kept(
+    events: AsyncIterator[bytes], keep: Callable[[Any], Awaitable[None]]
+) -> AsyncIterator[bytes]:
+    """The events as they are; the completed response kept before its event goes out (each
+    piece is one whole event, gateway/apis/native.py)."""
+    try:
+        async for event in events:
+            if event.startswith(_COMPLETED):
+                data = event.split(b"\ndata: ", 1)[1]
+                await keep(orjson.loads(data).get("response"))
+            yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()  # the relay settles in its `finally`
 
 
 def _refuse_unbridgeable(req: ResponsesRequest) -> None:

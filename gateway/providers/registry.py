@@ -7,6 +7,7 @@ from gateway.config import ConfigError, ModelConfig
 from gateway.providers.base import Provider
 from gateway.providers.http1 import header_safe
 from gateway.providers.litellm_provider import LiteLLMProvider
+from gateway.providers.native import NativeProvider
 from gateway.providers.openai_compat import OpenAICompatProvider, client_for
 
 log = logging.getLogger("frugal")
@@ -42,6 +43,8 @@ def check_egress(models: dict[str, ModelConfig]) -> None:
 
 def build_provider(name: str, cfg: ModelConfig) -> Provider:
     api_key = upstream_key(name, cfg)
+    if cfg.provider == "openai" and set(cfg.apis) - {"chat"}:
+        return NativeProvider(name, cfg, api_key)  # passes Responses / Messages through
     if cfg.provider == "openai":
         return OpenAICompatProvider(name, cfg, api_key)
     return LiteLLMProvider(name, cfg, api_key)
