@@ -3,6 +3,7 @@ learning account (team `_learning`: its own spend ledger, log line and metrics, 
 team whose request was sampled), with the route's daily learning budget held first."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,6 +61,7 @@ async def ask(
     """Call the first candidate that answers (with the gateway's retries and fallback); record
     the call as team `_learning` and write its spend ledger; raise when none answers."""
     attempts: list[Any] = []
+    started = time.perf_counter()
     cfgs = {m: rt.router.model(m) for m in candidates}
     model, completion = await rt.resilient.call(
         candidates,
@@ -78,6 +80,7 @@ async def ask(
     call = Call(request_id, _PRINCIPAL, Endpoint.chat, body,
                 decision=Decision(route, tier, [model], reason=f"learning: {purpose}",
                                   category="learning"))  # fmt: skip
+    call.started = started  # the log line's `ms`: the upstream call's time
     call.attempts = attempts
     call.model = model
     call.usage = usage

@@ -50,6 +50,7 @@ class Judge:
         self.key = {self._k(p): t for p, t in script.items()}
         self.fail = {self._k(p) for p in fail}
         self.calls = 0
+        self.seen: list[str] = []  # every judge prompt's user message
 
     @staticmethod
     def _k(text: str) -> str:
@@ -58,11 +59,12 @@ class Judge:
     def __call__(self, body: dict[str, Any]) -> str:
         model = body["model"]
         if model == "fake-small":
-            return SMALL_SAYS
+            return "" if "[empty]" in body["messages"][-1]["content"] else SMALL_SAYS
         if model == "fake-large":
             return LARGE_SAYS
         self.calls += 1
         content = body["messages"][-1]["content"]
+        self.seen.append(content)
         question = content.split("[Conversation]\nuser: ", 1)[1]
         key = self._k(question)
         found = next((k for k in self.key if key.startswith(k)), None)

@@ -46,6 +46,9 @@ def loop(
     cfg["routes"]["tight"] = {"tiers": ["small", "large"], "router": "heuristic",
                               "learning": {"sample_share": 1.0, "daily_budget_usd": "0.000001",
                                            "judge": "judge-a"}}  # fmt: skip
+    cfg["routes"]["cascading"] = {"tiers": ["small", "large"], "router": "heuristic",
+                                  "threshold": 1.0, "cascade": {},
+                                  "learning": {"sample_share": 0.0}}  # fmt: skip
     path = tmp / "frugal.yaml"
     path.write_text(yaml.safe_dump(cfg))
     judge = s.Judge(dict(TRAIN + HELD_OUT), JUDGE_FAILS)
@@ -202,3 +205,103 @@ def test_live_labels_train_a_better_router_that_is_shadowed_promoted_and_rolled_
     again = admin(url, "POST", "/admin/router/rollback", {"route": "auto"})
     assert again.status_code == 400  # nothing earlier to roll back to
     settled(url, 0)
+
+
+def labels_of(url: str, route: str) -> list[dict[str, Any]]:
+    text = admin(url, "GET", f"/admin/learning/labels?format=raw&route={route}").text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def feedback(url: str, key: str | None, body: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{url}/v1/feedback", json=body, headers=headers, timeout=10)
+
+
+def test_feedback_scores_only_the_teams_own_answers(loop: dict[str, Any]) -> None:
+    url, keys = loop["url"], loop["keys"]
+    r = chat(url, keys["team-a"], TRAIN[0][0])
+    rid = r.headers["x-request-id"]
+    settled(url, 0)
+    assert feedback(url, keys["team-b"], {"request_id": rid, "thumbs": "down"}).status_code == 404
+    assert feedback(url, None, {"request_id": rid, "thumbs": "down"}).status_code == 401
+    for bad in ({"request_id": rid, "score": 2}, {"request_id": rid},
+                {"request_id": rid, "score": 1, "thumbs": "up"}, [1]):  # fmt: skip
+        got = feedback(url, keys["team-a"], bad)
+        assert got.status_code == 400 and got.json()["error"]["type"] == "invalid_request_error"
+    ok = feedback(url, keys["team-a"], {"request_id": rid, "thumbs": "down"})
+    assert ok.status_code == 200 and ok.json()["score"] == 0.0
+    label = next(x for x in labels_of(url, "auto")
+                 if x["source"] == "feedback" and x["request_id"] == rid)  # fmt: skip
+    assert label["team"] == "team-a" and label["feedback"]["thumbs"] == "down"
+    assert label["messages"] == [{"role": "user", "content": TRAIN[0][0]}]
+    assert label["served"]["tier"] == r.headers["x-frugal-tier"]
+
+
+def test_an_opted_out_team_leaves_no_trace(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["optout"]
+    r = chat(url, key, TRAIN[1][0])
+    assert r.status_code == 200
+    rid = r.headers["x-request-id"]
+    settled(url, 0)
+    assert feedback(url, key, {"request_id": rid, "score": 0.5}).status_code == 404
+    assert all(x["request_id"] != rid for x in labels_of(url, "auto"))
+
+
+def test_the_daily_learning_budget_stops_sampling(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["team-a"]
+    before = admin(url, "GET", "/admin/learning").json()["counts"].get("over_budget", 0)
+    for prompt, _ in TRAIN[:3]:
+        assert chat(url, key, prompt, model="tight").status_code == 200
+    status = settled(url, 0)
+    assert status["counts"]["over_budget"] == before + 3
+    assert labels_of(url, "tight") == []
+    assert float(status["spent_today_usd"]["tight"]) == 0
+
+
+def test_a_reference_answer_reaches_the_judge(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["team-a"]
+    headers = {"authorization": f"Bearer {key}", "x-frugal-expected": "42%20%C3%A9"}
+    body = {"model": "auto", "messages": [{"role": "user", "content": "6 x 7?"}]}
+    r = httpx.post(f"{url}/v1/chat/completions", headers=headers, json=body, timeout=30)
+    assert r.status_code == 200
+    rid = r.headers["x-request-id"]
+    settled(url, 0)
+    label = next(x for x in labels_of(url, "auto") if x["request_id"] == rid)
+    assert label["reference"] == "42 \u00e9"
+    assert any("[Reference answer]\n42 \u00e9" in seen for seen in loop["judge"].seen)
+
+
+def test_a_cascade_escalation_is_a_label(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["team-a"]
+    r = chat(url, key, "Name a colour. [empty]", model="cascading")
+    assert r.status_code == 200 and "escalated" in r.headers["x-frugal-cascade"]
+    settled(url, 0)
+    (label,) = [
+        x for x in labels_of(url, "cascading") if x["request_id"] == r.headers["x-request-id"]
+    ]
+    assert label["source"] == "cascade" and label["answers"] == {"small": "", "large": s.LARGE_SAYS}
+    assert label["escalation"].startswith("cascade_escalated:empty")
+
+
+def test_a_failing_job_is_logged_and_the_next_one_is_done(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["team-a"]
+    learning = loop["gw"]._server.config.app.app.state.rt.learning
+    real = learning._paired
+    calls = []
+
+    async def fail_once(job: Any) -> None:
+        calls.append(job.request_id)
+        if len(calls) == 1:
+            raise RuntimeError("scripted failure in a learning job")
+        await real(job)
+
+    before = dict(admin(url, "GET", "/admin/learning").json()["counts"])
+    learning._paired = fail_once
+    try:
+        ids = [chat(url, key, p).headers["x-request-id"] for p, _ in TRAIN[2:4]]
+        after = settled(url, 0)["counts"]
+    finally:
+        del learning._paired
+    assert after["failed"] == before.get("failed", 0) + 1
+    done = {x["request_id"] for x in labels_of(url, "auto")}
+    assert ids[0] not in done and ids[1] in done

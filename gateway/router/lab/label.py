@@ -1,7 +1,8 @@
 """`frugal router label`: label past prompts offline. Each prompt is sent to the route's small
 and large tier and the two answers go to the judge (both orders, gateway/learning/judge.py);
 each result is appended to the output as a user-log line (gateway/router/README.md, "Your own
-logs") plus the answers, the verdict and the costs. A cost estimate is printed before anything
+logs") plus the answers, the verdict and the costs (prompts the judge gave no verdict for go to
+`<output>.failed` and are tried again by the next run). A cost estimate is printed before anything
 is sent (and confirmed, or `--yes`); a progress line runs on stderr; prompts whose id is already
 in the output are skipped, so an interrupted run resumes where it stopped."""
 
@@ -74,6 +75,11 @@ def read_input(path: Path) -> list[tuple[str, list[Mapping[str, Any]], dict[str,
                 raise ValueError(f"{path}:{number}: needs `messages` (list) or `prompt` (string)")
             out.append((str(rec.get("id", number)), msgs, rec))
     return out
+
+
+def failed_path(output: Path) -> Path:
+    """Where prompts without a verdict (judge failures) are written: `<output>.failed`."""
+    return output.with_name(output.name + ".failed")
 
 
 def done_ids(path: Path) -> set[str]:
@@ -193,7 +199,10 @@ async def label_all(
                         models={"small": p.small, "large": p.large, "judge": p.judge},
                         cost={"small": float(c_small), "large": float(c_large),
                               "judge": float(judge_cost)})  # fmt: skip
-            with output.open("a", encoding="utf-8") as out:  # one line at a time: resumable
+            # one line at a time: resumable; a judge failure goes aside (tried again next run),
+            # so that the output is all labels `train --logs` can read
+            target = output if pair is not None else failed_path(output)
+            with target.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(line, ensure_ascii=False) + "\n")
             progress.step(c_small + c_large + judge_cost, pair is None)
 
