@@ -47,6 +47,8 @@ class Call:
     # The client's own body on a translated API (`api`): passed through to a model whose
     # upstream speaks that API natively (gateway/apis/native.py).
     native: dict[str, Any] | None = None
+    # Why the bridge could not translate it, when only such a model can take it.
+    native_only: str | None = None
     # A reference answer the caller sent (header x-frugal-expected), for the learning judge.
     expected: str | None = None
 

@@ -56,13 +56,17 @@ def of(cfg: ModelConfig) -> Capabilities:
     return Capabilities(window, vision, tools, frozenset(cfg.apis))
 
 
-def needs(body: Mapping[str, Any], prompt_tokens: int, api: str = "chat") -> Needs:
-    """A chat body's needs (the bridged APIs are translated to chat before routing)."""
+def needs(
+    body: Mapping[str, Any], prompt_tokens: int, api: str = "chat", native: bool = False
+) -> Needs:
+    """A chat body's needs (the bridged APIs are translated to chat before routing); `native`:
+    only a model speaking `api` natively can take it (the bridge cannot translate it)."""
     return Needs(
         prompt_tokens,
         images=has_images(body.get("messages") or ()),
         tools=bool(body.get("tools") or body.get("functions")),
         api=api,
+        native=native,
     )
 
 
@@ -78,7 +82,9 @@ def has_images(messages: Sequence[Any]) -> bool:
 
 def refusal(cap: Capabilities, need: Needs) -> str | None:
     """Why a model with `cap` cannot take a request needing `need`; None when it can."""
-    if need.api not in cap.apis and (need.native or "chat" not in cap.apis):
+    if need.api not in cap.apis and need.native:
+        return f"does not speak the {need.api} API natively (the bridge cannot translate it)"
+    if need.api not in cap.apis and "chat" not in cap.apis:
         return f"does not speak the {need.api} API"
     if need.images and cap.vision is False:
         return "no vision (the request has images)"

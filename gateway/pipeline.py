@@ -210,7 +210,8 @@ async def _route(
     prompt = admission.prompt_tokens  # 0 when no budget needed it: counted if a window may care
     if not prompt and rt.router.windowed(req.model):
         prompt = prompt_tokens(call)
-    needs = capabilities.needs(call.body, prompt, api)  # what a model must take
+    native_only = call.native_only is not None  # the bridge cannot translate it
+    needs = capabilities.needs(call.body, prompt, api, native_only)  # what a model must take
     if isinstance(req, ChatRequest):
         messages = call.body["messages"]
         call.decision = await rt.router.decide(req.model, messages, bool(req.tools), budget, needs)

@@ -52,10 +52,17 @@ class CountRequest(MessagesRequest):
 
 async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     req = validate(MessagesRequest, call.body)
-    chat = to_chat(req)
+    try:
+        chat = to_chat(req)
+    except InvalidRequest as refused:  # only a model that speaks Messages can take it
+        native.only(rt, call, req.model, refused)
+        try:
+            chat = to_chat(validate(MessagesRequest, bridgeable(call.body)))
+        except InvalidRequest:
+            raise refused from None
     call.native = call.body  # passed through to a model that speaks Messages (native.py)
     call.api, call.endpoint, call.body = Endpoint.messages, Endpoint.chat, chat
-    reply = await pipeline.generate(rt, call, validate(ChatRequest, chat))
+    reply = await native.generate(rt, call, validate(ChatRequest, chat))
     if native.speaks(rt, call, call.model or ""):
         return reply  # the upstream's own message, or its own events
     thinking = (req.thinking or {}).get("type") in ("enabled", "adaptive")
@@ -65,6 +72,29 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
         events = messages_stream.render(reply.chunks, msg_id, call.model, start, thinking)
         return StreamReply(events, reply.headers)
     return pipeline.Reply(from_chat(reply.body, msg_id, thinking), reply.headers)
+
+
+_BLOCKS = frozenset({"text", "tool_use", "tool_result", "thinking", "redacted_thinking"})
+
+
+def bridgeable(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a Messages request without what the bridge cannot translate (server tools,
+    documents, other block types), standing in for routing, estimates and the budget hold
+    of a request only a model that speaks Messages can take."""
+    out = dict(body)
+    turns = []
+    for turn in body.get("messages") or ():
+        content = turn.get("content") if isinstance(turn, dict) else None
+        if isinstance(content, list):
+            content = [b for b in content if isinstance(b, dict) and (
+                b.get("type") in _BLOCKS or (b.get("type") == "image" and (
+                    b.get("source") or {}).get("type") in ("base64", "url")))]  # fmt: skip
+            turn = {**turn, "content": content}
+        turns.append(turn)
+    out["messages"] = turns
+    if isinstance(body.get("tools"), list):
+        out["tools"] = [t for t in body["tools"] if t.get("type") in (None, "custom")]
+    return out
 
 
 def count(call: Call) -> pipeline.Reply:

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway import tokens
+from gateway import pipeline, tokens
 from gateway.budget.estimate import cap_field, with_output_cap
-from gateway.errors import UpstreamError
+from gateway.errors import InvalidRequest, UpstreamError
 from gateway.providers.base import Endpoint
+from gateway.schemas import ChatRequest
+from gateway.streaming import StreamReply
 from gateway.usage import Usage, usage_from
 
 if TYPE_CHECKING:
@@ -25,6 +27,30 @@ if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 _CAP = {Endpoint.responses: "max_output_tokens", Endpoint.messages: "max_tokens"}
+
+
+def only(rt: "Runtime", call: "Call", model: str, refused: InvalidRequest) -> None:
+    """A request the bridge refused: only models speaking the call's API natively may take it
+    (routing filters the others); a pinned model that does not is the bridge's refusal."""
+    cfg = rt.settings.models.get(model)
+    if cfg is not None and call.endpoint.value not in rt.router.capabilities[model].apis:
+        raise refused
+    call.native_only = refused.message
+
+
+async def generate(rt: "Runtime", call: "Call", req: ChatRequest) -> "pipeline.Reply | StreamReply":
+    """The pipeline; a request only a native upstream can take, on a route none of whose
+    models speaks the API, fails with the bridge's own reason."""
+    try:
+        return await pipeline.generate(rt, call, req)
+    except InvalidRequest as e:
+        if call.native_only is None or e.code != "no_capable_model":
+            raise
+        api = call.api.value if call.api is not None else "this API"
+        raise InvalidRequest(
+            f"{call.native_only} No model of route {req.model!r} speaks {api} natively.",
+            param=e.param,
+        ) from None
 
 
 def speaks(rt: "Runtime", call: "Call", model: str) -> bool:

@@ -55,8 +55,13 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     if req.previous_response_id is not None:
         entry = await response_store.previous(rt.store, team, req.previous_response_id)
         history, holder = entry["conversation"], entry.get("native")
-    turn = input_messages(req.input)
-    chat = to_chat(req, [*history, *turn])
+    try:
+        turn = input_messages(req.input)
+        chat = to_chat(req, [*history, *turn])
+    except InvalidRequest as refused:  # only a model that speaks Responses can take it
+        if history:
+            raise
+        turn, chat = _native_only(rt, call, req, refused)
     if holder is not None:
         chat["model"] = holder  # the conversation stays on the model that holds its state
         reason = f"previous_response_id: its state is held by {holder}"
@@ -64,7 +69,7 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     if not history:  # a bridged conversation goes on bridged: no upstream has its state
         call.native = call.body
     call.api, call.endpoint, call.body = Endpoint.responses, Endpoint.chat, chat
-    reply = await pipeline.generate(rt, call, validate(ChatRequest, chat))
+    reply = await native.generate(rt, call, validate(ChatRequest, chat))
     if native.speaks(rt, call, call.model or ""):
         return await _passed(rt, call, req, reply)
     shell = response_shell(req, new_id("resp"), call.model or req.model)
@@ -78,6 +83,50 @@ async def serve(rt: Runtime, call: Call) -> pipeline.Reply | StreamReply:
     response, answer = from_chat(reply.body, shell)
     await keep(response, answer)
     return pipeline.Reply(response, reply.headers)
+
+
+_ITEMS = frozenset({"message", "function_call", "custom_tool_call", "function_call_output",
+                    "custom_tool_call_output"})  # fmt: skip
+_PARTS = frozenset({"input_text", "output_text", "text", "refusal"})
+
+
+def _native_only(
+    rt: Runtime, call: Call, req: ResponsesRequest, refused: InvalidRequest
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A request the bridge cannot translate (built-in tools, encrypted reasoning, file
+    inputs): routed only to models that speak Responses natively, with the translatable part
+    standing in for routing, estimates and the budget hold; else the bridge's refusal."""
+    native.only(rt, call, req.model, refused)
+    lenient = validate(ResponsesRequest, bridgeable(call.body))
+    try:
+        turn = input_messages(lenient.input)
+        return turn, to_chat(lenient, turn)
+    except InvalidRequest:
+        raise refused from None
+
+
+def bridgeable(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a Responses request without what the bridge cannot translate."""
+    out = dict(body)
+    if isinstance(body.get("input"), list):
+        kept = []
+        for item in body["input"]:
+            kind = item.get("type") or ("message" if "role" in item else None)
+            if kind not in _ITEMS:
+                continue
+            if kind == "message" and isinstance(item.get("content"), list):
+                parts = [p for p in item["content"] if isinstance(p, dict) and (
+                    p.get("type") in _PARTS or (p.get("type") == "input_image"
+                                                and p.get("image_url")))]  # fmt: skip
+                item = {**item, "content": parts}
+            kept.append(item)
+        out["input"] = kept
+    if isinstance(body.get("tools"), list):
+        out["tools"] = [t for t in body["tools"] if t.get("type") in ("function", "custom")]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") not in ("function", "custom"):
+        del out["tool_choice"]
+    return out
 
 
 async def _passed(

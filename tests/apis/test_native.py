@@ -172,7 +172,44 @@ def test_bridged_model_still_bridges(oai: openai.OpenAI, fake: FakeNative) -> No
     assert raw.parse().output_text == TEXT
 
 
+def test_what_only_a_native_upstream_can_take_is_routed_to_one(
+    oai: openai.OpenAI, fake: FakeNative
+) -> None:
+    """Encrypted reasoning and built-in tools: `cheap` would pick the bridged small model,
+    which cannot take them; the route's model that speaks Responses does."""
+    items: Any = [
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA..."},
+        {"role": "user", "content": "Search the web for teal."},
+    ]
+    raw = oai.responses.with_raw_response.create(
+        model="cheap", input=items, tools=[{"type": "web_search"}], store=False
+    )
+    assert raw.headers["x-frugal-model"] == "gpt-native"
+    assert "does not speak the responses API" in raw.headers["x-frugal-route-reason"]
+    assert fake.seen[-1].body["input"] == items  # as the client sent it
+    assert fake.seen[-1].body["tools"] == [{"type": "web_search"}]
+    # Pinned to the bridged model, or on a route without a native model: the bridge's 400.
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.responses.create(model="small-a", input=items)
+    assert "Encrypted reasoning" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.responses.create(model="claude", input=items)
+    assert "Encrypted reasoning" in e.value.message and "natively" in e.value.message
+
+
 # --- Anthropic Messages ------------------------------------------------------------------
+
+
+def test_server_tools_go_to_the_native_upstream(
+    claude: anthropic.Anthropic, fake: FakeNative
+) -> None:
+    tools: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]
+    msg = claude.messages.create(
+        model="claude", max_tokens=64, tools=tools,
+        messages=[{"role": "user", "content": "Search the web for teal."}],
+    )  # fmt: skip
+    assert msg.content[0].text == TEXT  # type: ignore[union-attr]
+    assert fake.seen[-1].body["tools"] == tools
 
 
 def test_messages_pass_through_with_anthropic_headers(
