@@ -56,11 +56,15 @@ class ClassRates(Strict):
     A class left out is billed as its parent: cached input and cache writes as input (the 1-hour
     write as the 5-minute one), reasoning and audio output as output, audio input as input."""
 
+    # USD per million cached input tokens (default: the input rate).
     cached_input_per_mtok: Decimal | None = _RATE
     cache_write_per_mtok: Decimal | None = _RATE  # Anthropic: 1.25x input (5-minute TTL)
     cache_write_1h_per_mtok: Decimal | None = _RATE  # Anthropic: 2x input (1-hour TTL)
+    # USD per million reasoning tokens (default: the output rate).
     reasoning_per_mtok: Decimal | None = _RATE
+    # USD per million audio input tokens (default: the input rate).
     audio_input_per_mtok: Decimal | None = _RATE
+    # USD per million audio output tokens (default: the output rate).
     audio_output_per_mtok: Decimal | None = _RATE
 
 
@@ -68,8 +72,11 @@ class LongContext(ClassRates):
     """Once a request's prompt exceeds `above_tokens`, the whole request bills at these rates
     (a rate left out keeps the base one). Gemini and Claude above 200k, gpt-5.x above 272k."""
 
+    # Prompt size (tokens) past which the whole request bills at these rates.
     above_tokens: int = Field(ge=1)
+    # USD per million input tokens above the threshold (default: the base rate).
     input_per_mtok: Decimal | None = _RATE
+    # USD per million output tokens above the threshold (default: base rate).
     output_per_mtok: Decimal | None = _RATE
 
 
@@ -78,8 +85,11 @@ class Price(ClassRates):
     free model says `{input_per_mtok: 0, output_per_mtok: 0}`. Where a price came from
     (`source`): "config", or the litellm map entry it was read from."""
 
+    # USD per million input tokens (required; 0 for a free model).
     input_per_mtok: Decimal = Field(ge=0)
+    # USD per million output tokens (required; 0 for a free model).
     output_per_mtok: Decimal = Field(ge=0)
+    # Rates that apply once a prompt exceeds a size (Gemini, Claude, gpt-5.x).
     long_context: tuple[LongContext, ...] = ()
     # Multipliers by the `service_tier` the response reports (e.g. flex: 0.5, priority: 1.75).
     service_tiers: dict[str, Decimal] = Field(default_factory=dict)
@@ -130,7 +140,9 @@ def _price_from_map(data: Any) -> Any:
 
 
 class Timeouts(Strict):
+    # Longest wait to connect to the upstream (and for a free connection slot).
     connect_s: float = Field(default=5.0, gt=0)
+    # Longest wait for the next byte of the answer.
     read_s: float = Field(default=120.0, gt=0)
     # One attempt, connect to last byte (streams included); must stay below the budget hold
     # (budget.reservation_ttl_s - 60 s, checked at start-up).
@@ -141,7 +153,9 @@ class UpstreamLimits(Strict):
     """What one upstream response may hold (gateway/providers/http1.py enforces them)."""
 
     max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)  # a body, streams too
+    # Largest response head (interim 1xx heads and trailers count).
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Most header lines in a response head.
     max_headers: int = Field(default=100, ge=8)
     max_sse_line_bytes: int = Field(default=1024 * 1024, ge=1024)  # one line of a stream
     # Requests in flight to the model, per worker (each holds a connection; providers/limit.py).
@@ -152,39 +166,60 @@ class LocalServer(Strict):
     """How `frugal local` / `frugal serve` start a llama.cpp server for this model."""
 
     gguf: str  # a path, or `pypi:<package>/<file>` for a GGUF shipped inside a wheel
+    # Port llama-server listens on (base_url should point at it).
     port: int = Field(ge=1, le=65535)
+    # Address llama-server listens on.
     host: str = "127.0.0.1"
+    # Context window (tokens) llama-server allocates; also the model's input limit when
+    # max_input_tokens is unset.
     ctx_size: int = Field(default=2048, ge=128)
+    # CPU threads llama-server uses.
     threads: int = Field(default=2, ge=1)
+    # llama-server slots: requests it serves at once.
     parallel: int = Field(default=2, ge=1)
+    # true: serve /v1/embeddings (mean pooling).
     embeddings: bool = False
+    # More command-line arguments for llama-server.
     extra_args: list[str] = Field(default_factory=list)
 
 
 class ModelConfig(Strict):
+    # openai: any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama); litellm: everything
+    # else (model: "anthropic/claude-...", "bedrock/...").
     provider: Literal["openai", "litellm"] = "openai"
     model: str  # the upstream's model id
+    # The upstream's base URL, e.g. https://api.openai.com/v1 (required for openai).
     base_url: str | None = None
+    # Name of the environment variable holding the upstream key.
     api_key_env: str | None = None
+    # chat or embedding.
     kind: Literal["chat", "embedding"] = "chat"
+    # The tier a route picks this model for: small, medium or large.
     tier: Tier = Tier.small
     # Without `price:`, prices come from litellm's map, by `price_from:` or else `model`.
     price: Price
+    # The key of litellm's price map to take prices from when `price:` is left out.
     price_from: str | None = None
     timeouts: Timeouts = Timeouts()
+    # Output cap sent upstream when the client sets none (also the budget hold's output size); size
+    # it to the model.
     max_output_tokens: int = Field(default=4096, ge=1)
     local: LocalServer | None = None
     limits: UpstreamLimits = UpstreamLimits()
     # TLS to the upstream (provider openai): PEM files. ca_bundle replaces the system's CAs;
     # client_cert (+ client_key unless in the same file) is presented for mTLS.
     ca_bundle: str | None = None
+    # PEM client certificate presented for mTLS (provider openai).
     client_cert: str | None = None
+    # Its private key (default: inside client_cert).
     client_key: str | None = None
     # What the model can take (gateway/capabilities.py). Left out: from litellm's map entry
     # (by `price_from`, else `model`), else `local.ctx_size` for the window, else unknown (a
     # route then assumes the model can).
     max_input_tokens: int | None = Field(default=None, ge=1)
+    # Does it take images? null: from litellm's map, else unknown (assumed able).
     vision: bool | None = None
+    # Does it take tools (tool calling)? null: from litellm's map, else unknown.
     tools: bool | None = None
     # The client APIs the upstream speaks natively: `chat` (chat completions), `responses`
     # (OpenAI Responses: /v1/responses is passed through), `messages` (Anthropic Messages:
@@ -231,13 +266,17 @@ class ModelConfig(Strict):
 class ShadowConfig(Strict):
     """A candidate router/threshold evaluated on live traffic: logged, never acted on."""
 
+    # The candidate scorer: default (learned) or heuristic.
     router: str
+    # The candidate threshold.
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class CascadeConfig(Strict):
     """Try the route's small tier first; escalate to its largest tier when a check fails."""
 
+    # Checks of the small answer that escalate to the large tier: empty, truncated (finish_reason
+    # length), refusal.
     escalate_on: tuple[Literal["empty", "truncated", "refusal"], ...] = (
         "empty",
         "truncated",
@@ -250,14 +289,20 @@ class AffinityConfig(Strict):
     """Keep a conversation on the model it started on while that provider's prompt cache is
     warm (gateway/affinity.py): `window_s` after its last turn."""
 
+    # How long after its last turn a conversation stays on its model.
     window_s: float = Field(default=300.0, gt=0)
 
 
 class RouteConfig(Strict):
+    # Tiers this route may use.
     tiers: list[Tier] = Field(min_length=1)
+    # The scorer: default (learned) or heuristic.
     router: str = "heuristic"
+    # Score >= threshold: the route's largest tier; else its smallest.
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # On failure, try the route's other candidates (same tier, then nearest tier).
     fallback: bool = True
+    # A candidate router and threshold, logged on live traffic, never acted on.
     shadow: ShadowConfig | None = None
     cascade: CascadeConfig | None = None  # non-streaming requests routed to the small tier
     learning: LearningConfig | None = None  # labels from live traffic (gateway/learning)
@@ -265,17 +310,26 @@ class RouteConfig(Strict):
 
 
 class Resilience(Strict):
+    # Retries per model, only when the upstream surely did not process the request (nothing sent;
+    # 429 or 5xx other than 504).
     retries: int = Field(default=2, ge=0, le=10)
+    # First retry delay; exponential with jitter.
     backoff_s: float = Field(default=0.2, ge=0)
+    # Longest retry delay.
     backoff_max_s: float = Field(default=2.0, ge=0)
+    # A model that failed a request by its own fault is skipped this long.
     cooldown_s: float = Field(default=30.0, ge=0)
 
 
 class ServerConfig(Strict):
+    # Listen address. Not loopback is refused while auth.anonymous_team is set.
     host: str = "127.0.0.1"
+    # Listen port.
     port: int = Field(default=8080, ge=0, le=65535)
+    # Largest request body; a larger one gets 413.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     body_timeout_s: float = Field(default=30.0, gt=0)  # the whole request body, else 408
+    # uvicorn worker processes (`frugal serve --workers` overrides it).
     workers: int = Field(default=1, ge=1)
     # Proxies whose X-Forwarded-For is believed (CIDRs); from any other peer it is ignored.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
@@ -302,7 +356,9 @@ class BudgetSettings(Strict):
     reservation_ttl_s: float = Field(default=900.0, ge=1)
     timezone: str = "UTC"  # calendar for day/week/month budgets (policies may override)
     reload_interval_s: float = Field(default=1.0, ge=0)  # policy file polling; 0 = no reload
+    # How often spend accounted locally (store down) is replayed into the store.
     reconcile_interval_s: float = Field(default=2.0, gt=0)
+    # How long the per-day spend ledger is kept.
     spend_retention_days: int = Field(default=400, ge=1)
     admin_key_env: str = "FRUGAL_ADMIN_KEY"  # the /admin/ API's key is read from this variable
     # What a team without a policy gets: `unlimited` (no budget and no rate limit), `deny` (its
@@ -335,7 +391,9 @@ class Settings(BaseSettings):
     auth: AuthConfig = AuthConfig()
     redis_url: str | None = Field(default=None, repr=False)  # may carry a password
     store: StoreSettings = StoreSettings()
+    # Folder of keys.yaml and the team policy files (relative to the config file).
     policies_dir: Path = Path("policies")
+    # Folder with tiktoken's BPE files, for machines without internet.
     tiktoken_cache_dir: Path | None = None
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)

@@ -62,9 +62,13 @@ class _Strict(BaseModel):
 class Budgets(_Strict):
     """USD per calendar period; a period left out has no limit."""
 
+    # USD per calendar day (local midnight to midnight).
     day: Decimal | None = Field(default=None, gt=0)
+    # USD per calendar week (from Monday).
     week: Decimal | None = Field(default=None, gt=0)
+    # USD per calendar month (from the 1st).
     month: Decimal | None = Field(default=None, gt=0)
+    # USD cap that never resets.
     lifetime: Decimal | None = Field(default=None, gt=0)
 
     def items(self) -> list[tuple[Period, Decimal]]:
@@ -84,8 +88,11 @@ class Limits(_Strict):
 class Allow(_Strict):
     """What a team may use; an empty list allows everything of that kind."""
 
+    # Models the team may name or be routed to (403 otherwise).
     models: list[str] = Field(default_factory=list)
+    # Tiers the team may use.
     tiers: list[Tier] = Field(default_factory=list)
+    # Routes the team may use.
     routes: list[str] = Field(default_factory=list)
 
 
@@ -95,8 +102,11 @@ def _default_actions() -> list[SoftAction]:
 
 class Soft(_Strict):
     at: float = Field(default=0.8, gt=0, lt=1)  # fraction of a budget spent
+    # Any of raise_threshold, force_small_tier, cap_max_tokens, alert.
     actions: list[SoftAction] = Field(default_factory=_default_actions)
+    # What raise_threshold adds to the route's threshold.
     raise_threshold_by: float = Field(default=0.2, ge=0, le=1)
+    # URL that alert POSTs to, once per budget period.
     webhook: str | None = None
 
     @field_validator("webhook")
@@ -140,6 +150,7 @@ class TeamPolicy(_Strict):
 
 
 class PolicyFile(_Strict):
+    # IANA zone for the file's teams (default: config budget.timezone).
     timezone: TimeZoneName | None = None
     teams: dict[str, TeamPolicy] = Field(default_factory=dict)
 

@@ -22,9 +22,12 @@ LEARNING_TEAM = "_learning"  # the account every learning call is charged to
 class LearningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Share of routed answers also asked of the other tier (0: off).
     sample_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Learning spend per UTC day (charged to team `_learning`), then it stops.
     daily_budget_usd: Decimal = Field(default=Decimal("1.00"), ge=0)
     judge: str | None = None  # a chat model name; without one, paired answers are not judged
+    # Labels and feedback memos expire after this long.
     retention_days: int = Field(default=30, ge=1, le=3650)
     # Application feedback (POST /v1/feedback) needs a memo of each answer of the route.
     feedback: bool = True

@@ -17,13 +17,18 @@ class OtlpSettings(_Strict):
     # e.g. http://otel-collector:4318 (http/protobuf) or http://otel-collector:4317 (grpc);
     # null: no OTLP export at all.
     endpoint: str | None = None
+    # OTLP transport: http/protobuf or grpc.
     protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    # Export spans.
     traces: bool = True
+    # Export metrics.
     metrics: bool = True
     headers: dict[str, str] = Field(default_factory=dict)  # e.g. an auth header for a vendor
     insecure: bool = True  # gRPC without TLS (a collector beside the gateway)
+    # none or gzip.
     compression: Literal["none", "gzip"] = "none"
     timeout_s: float = Field(default=5.0, gt=0, le=60)  # one export, its retries included
+    # How often metrics are exported.
     export_interval_s: float = Field(default=15.0, ge=1)
     # Share of requests whose spans are exported. Every request is traced by default; building
     # and exporting a request's spans costs about 0.1 ms of CPU (spanwriter.py), so very busy
@@ -50,6 +55,7 @@ class OtlpSettings(_Strict):
 
 class TelemetrySettings(_Strict):
     enabled: bool = True  # the master switch: false records nothing but the log line
+    # OpenTelemetry service.name.
     service_name: str = "frugal-gateway"
     prometheus: bool = True  # serve /metrics
     metrics_open: bool = False  # /metrics without the admin key
