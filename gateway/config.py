@@ -389,6 +389,9 @@ class Settings(BaseSettings):
 
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
+    # Redis for budgets, rate limits, the cache and stored responses: redis://, rediss://,
+    # unix://, or redis+cluster://host:port for a Redis Cluster; null: an in-process store (one
+    # replica). Never shown in a repr or a log;
     redis_url: str | None = Field(default=None, repr=False)  # may carry a password
     store: StoreSettings = StoreSettings()
     # Folder of keys.yaml and the team policy files (relative to the config file).
