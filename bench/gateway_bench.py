@@ -51,6 +51,7 @@ HIT = "gateway, cache hit"
 MISS = "gateway, cache miss"
 TWO = "gateway, 2 workers, pinned model"
 SAMPLED = "gateway, pinned model, 10% of requests traced"
+LEARN = "gateway, `auto` route, paired sampling of every answer (gateway/learning)"
 LITELLM = "LiteLLM proxy 1.108.7"
 BENCH_CLIENTS = {
     "aiohttp": "gateway, pinned, aiohttp 3.14 client (bench-only)",
@@ -126,7 +127,13 @@ def write_config(tmp: Path, fast: int, slow: int, redis_port: int, otlp: int) ->
                    "slow-large": model("bench-slow-large", slow, "large")},
         "routes": {"auto": {"tiers": ["small", "large"], "router": "default", "threshold": 0.51},
                    "slow-auto": {"tiers": ["small", "large"], "router": "default",
-                                 "threshold": 0.51}},
+                                 "threshold": 0.51},
+                   # the label loop at its most: every answer also asked of the other tier and
+                   # judged twice, in the background (the fake's judge gives no verdict)
+                   "learn-auto": {"tiers": ["small", "large"], "router": "default",
+                                  "threshold": 0.51,
+                                  "learning": {"sample_share": 1.0, "judge": "fast-large",
+                                               "daily_budget_usd": "100000"}}},
         "telemetry": {"otlp": {"endpoint": f"http://127.0.0.1:{otlp}",
                                "protocol": "http/protobuf", "export_interval_s": 5}},
     }  # fmt: skip
@@ -182,6 +189,7 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> None:
     add["slow"] = Target(PINNED, gw, "slow-small", gw_child, key)
     add["auto"] = Target(AUTO, gw, "auto", gw_child, [*key, "--mix"])
     add["slow-auto"] = Target(AUTO, gw, "slow-auto", gw_child, [*key, "--mix"])
+    add["learn"] = Target(LEARN, gw, "learn-auto", gw_child, [*key, "--mix"])
     add["hit"] = Target(HIT, gw, "fast-small", gw_child, [*key, "--temperature", "0"])
     add["miss"] = Target(MISS, gw, "fast-small", gw_child,
                          [*key, "--temperature", "0", "--unique"])  # fmt: skip
@@ -224,6 +232,7 @@ def scenarios(stack: Stack) -> list[Scenario]:
     out += [Scenario(t["two"], False, c, "fast") for c in (16, 64)]
     out += [Scenario(t["sampled"], False, c, "fast") for c in CLIENTS]
     out += [Scenario(t["sampled-slow"], False, 64, "slow")]
+    out += [Scenario(t["learn"], False, c, "fast") for c in (1, 16)]
     return out
 
 
@@ -324,6 +333,9 @@ def targets_table(items: list[Scenario], stack: Stack) -> list[str]:
          f"{added(PINNED):.2f} ms (10% traced: {added(SAMPLED):.2f} ms)"),
         ("added p50 at 1 client, `auto` route (router included)", "<= 4 ms",
          f"{added(AUTO):.2f} ms"),
+        ("added p50 at 1 client, `auto` with paired sampling of every answer", "= `auto`",
+         f"{added(LEARN):.2f} ms (16 clients: p50 {best(LEARN, 16)['p50_ms']:.2f} ms, "
+         f"`auto` {best(AUTO, 16)['p50_ms']:.2f} ms)"),
         ("req/s at 16 clients, 0 ms upstream, 1 worker, pinned", ">= 2,000",
          f"{best(PINNED, 16)['rps']:,.0f} (10% traced: {best(SAMPLED, 16)['rps']:,.0f})"),
         ("p99 at 64 clients, 50 ms upstream, pinned", "<= 60 ms",

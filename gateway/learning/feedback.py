@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.auth import authenticate
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound, PayloadTooLarge
 from gateway.front import parse_json
 
 router = APIRouter()
@@ -56,9 +56,12 @@ def _parse(raw: bytes) -> Feedback:
 async def feedback(request: Request) -> Response:
     rt = request.app.state.rt
     principal = authenticate(rt, request.headers.get("authorization"), request.scope)
-    fb = _parse(await request.body())
+    raw = await request.body()
+    if len(raw) > rt.settings.server.max_body_bytes:
+        raise PayloadTooLarge("The request body is larger than server.max_body_bytes.")
+    fb = _parse(raw)
     learning = rt.learning
-    memo = await learning.labels.get_memo(fb.request_id)
+    memo = await learning.labels.get_memo(principal.team, fb.request_id)
     if memo is None or memo.get("team") != principal.team:
         raise NotFound(f"No answer {fb.request_id!r} of your team to give feedback on (unknown, "
                        "expired, or its route does not collect labels).",

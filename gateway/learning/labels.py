@@ -5,7 +5,7 @@ record with the conversation, both answers (where known), their costs and the ve
 after the route's `learning.retention_days`. Sources: `paired` (the other tier asked too, a
 judge compared), `cascade` (the small answer failed the cascade's check), `feedback` (the
 application's score of an answer). Feedback needs a memo of the answer it scores:
-`frugal:learn:memo:<request id>` (same retention).
+`frugal:learn:memo:<team>:<request id>` (same retention; a team's key reaches only its own).
 
 Export (`to_log_line`): the user-log format of gateway/router/README.md ("Your own logs"):
     paired:   acceptable.small = min(1, 2 x small_score), large = 1 (small_score: 1 = small better
@@ -31,8 +31,8 @@ def label_key(team: str, source: str, request_id: str) -> str:
     return f"{PREFIX}label:{team}:{source}:{request_id}"
 
 
-def memo_key(request_id: str) -> str:
-    return f"{PREFIX}memo:{request_id}"
+def memo_key(team: str, request_id: str) -> str:
+    return f"{PREFIX}memo:{team}:{request_id}"
 
 
 class Labels:
@@ -45,10 +45,11 @@ class Labels:
         await self.store.set(key, orjson.dumps(label), retention_days * 86_400)
 
     async def memo(self, request_id: str, memo: dict[str, Any], retention_days: int) -> None:
-        await self.store.set(memo_key(request_id), orjson.dumps(memo), retention_days * 86_400)
+        key = memo_key(memo["team"], request_id)
+        await self.store.set(key, orjson.dumps(memo), retention_days * 86_400)
 
-    async def get_memo(self, request_id: str) -> dict[str, Any] | None:
-        raw = await self.store.get(memo_key(request_id))
+    async def get_memo(self, team: str, request_id: str) -> dict[str, Any] | None:
+        raw = await self.store.get(memo_key(team, request_id))
         return None if raw is None else dict(orjson.loads(raw))
 
     async def all(self, team: str | None = None, route: str | None = None) -> list[dict[str, Any]]:

@@ -77,6 +77,7 @@ class Learning:
         self._workers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._warned = -1e9
         self.random = random.Random()  # noqa: S311 - a sampling draw, not a secret
 
     def start(self) -> None:
@@ -177,12 +178,15 @@ class Learning:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    async def _quietly(coro: Any) -> None:
+    async def _quietly(self, coro: Any) -> None:
         try:
             await coro
         except Exception:
-            log.exception("learning: store write failed")
+            self.counts["memo_failed"] += 1
+            now = time.monotonic()
+            if now - self._warned > 60:  # a store outage: one line a minute, not one a request
+                self._warned = now
+                log.exception("learning: memo write failed (%d so far)", self.counts["memo_failed"])
 
     # --- off the request path -----------------------------------------------------------
 
