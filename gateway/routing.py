@@ -7,7 +7,7 @@ capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier f
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -160,13 +160,15 @@ class Router:
             reason += f"; budget: {budget.note}, {action}"
             reason += "; downgraded" if would and not large else ""
             category = "budget_small_tier" if budget.force_small else "budget_threshold_raised"
-        if needs is not None:  # a tier none of whose models can take the request: the nearest
-            capable, note = self._capable_tier(route_name, route, tier, needs)
+        refused = self._refused(route, needs) if needs is not None else {}
+        if refused:  # models that cannot take the request; a tier with none left: the nearest
+            assert needs is not None
+            capable, note = self._capable_tier(route_name, route, tier, refused)
             reason += f"; {note}" if note else ""
             category = "capability" if capable != tier else category
             tier = capable
         decision = Decision(
-            route_name, tier, self._candidates(route, tier, needs), score, reason,
+            route_name, tier, self._candidates(route, tier, refused), score, reason,
             {"scorer": scorer.name, "router_version": live.version}, category, needs,
         )  # fmt: skip
         shadow = self.shadows.get(route_name)
@@ -208,7 +210,8 @@ class Router:
         assert d.route is not None
         route = self._routes[d.route]
         top = max(route.tiers, key=TIER_ORDER.__getitem__)
-        candidates = self._tier_models(top, d.needs)
+        refused = self._refused(route, d.needs) if d.needs is not None else {}
+        candidates = self._tier_models(top, refused)
         if top == d.tier or not candidates:
             return None
         reason = f"{d.reason}; {note}, escalated to {top.value}"
@@ -243,55 +246,57 @@ class Router:
         d.candidates = [model, *(m for m in d.candidates if m != model)]
         return None
 
-    def refusals(self, tier: Tier, needs: Needs) -> dict[str, str]:
-        """The models of `tier` that cannot take the request, and why."""
+    def _refused(self, route: RouteConfig, needs: Needs) -> dict[str, str]:
+        """The route's models that cannot take a request with `needs`, and why."""
         out = {}
-        for n in self._tier_models(tier):
-            why = capabilities.refusal(self.capabilities[n], needs)
-            if why is not None:
-                out[n] = why
+        for t in route.tiers:
+            for n in self._tier_models(t):
+                why = capabilities.refusal(self.capabilities[n], needs)
+                if why is not None:
+                    out[n] = why
         return out
 
     def _capable_tier(
-        self, route_name: str, route: RouteConfig, tier: Tier, needs: Needs
+        self, route_name: str, route: RouteConfig, tier: Tier, refused: dict[str, str]
     ) -> tuple[Tier, str]:
-        """The tier to use for a request with `needs`: `tier` when one of its models can take
-        it, else the nearest that can (the larger on a tie); and what the reason adds."""
-        refused = self.refusals(tier, needs)
-        if len(refused) < len(self._tier_models(tier)):
-            skipped = ", ".join(f"{m}: {why}" for m, why in refused.items())
-            return tier, f"skipped {skipped}" if skipped else ""
-        able = [t for t in self._usable_tiers(route) if self._tier_models(t, needs)]
+        """The tier to use when `refused` models cannot take the request: `tier` when one of
+        its models can, else the nearest that can (the larger on a tie); what the reason adds."""
+        own = self._tier_models(tier)
+        skipped = {m: why for m, why in refused.items() if m in own}
+        if len(skipped) < len(own):
+            listed = ", ".join(f"{m}: {why}" for m, why in skipped.items())
+            return tier, f"skipped {listed}" if listed else ""
+        able = [t for t in self._usable_tiers(route) if self._tier_models(t, refused)]
         if not able:
-            why = "; ".join(
-                f"{m}: {w}" for t in route.tiers for m, w in self.refusals(t, needs).items()
-            )
+            why = "; ".join(f"{m}: {w}" for m, w in refused.items())
             raise InvalidRequest(
                 f"No model of route {route_name!r} can take this request ({why}).",
                 param="messages", code="no_capable_model",
             )  # fmt: skip
         near = min(able, key=lambda t: (abs(TIER_ORDER[t] - TIER_ORDER[tier]), -TIER_ORDER[t]))
-        why = "; ".join(sorted(set(refused.values())))
+        why = "; ".join(sorted(set(skipped.values())))
         return near, f"tier {tier.value} cannot take it ({why}), routed to {near.value}"
 
     def _usable_tiers(self, route: RouteConfig) -> list[Tier]:
         return [t for t in route.tiers if self._tier_models(t)]
 
-    def _tier_models(self, tier: Tier, needs: Needs | None = None) -> list[str]:
+    def _tier_models(self, tier: Tier, refused: Collection[str] = ()) -> list[str]:
         return [
             n
             for n, m in self._models.items()
             if m.tier == tier and m.kind == "chat" and n not in self.unavailable
-            and (needs is None or capabilities.refusal(self.capabilities[n], needs) is None)
+            and n not in refused
         ]  # fmt: skip
 
-    def _candidates(self, route: RouteConfig, tier: Tier, needs: Needs | None = None) -> list[str]:
-        out = self._tier_models(tier, needs)
+    def _candidates(
+        self, route: RouteConfig, tier: Tier, refused: Collection[str] = ()
+    ) -> list[str]:
+        out = self._tier_models(tier, refused)
         if route.fallback:
             others = sorted(
                 (t for t in self._usable_tiers(route) if t != tier),
                 key=lambda t: (abs(TIER_ORDER[t] - TIER_ORDER[tier]), TIER_ORDER[t]),
             )
             for t in others:
-                out += self._tier_models(t, needs)
+                out += self._tier_models(t, refused)
         return out
