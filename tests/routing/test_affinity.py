@@ -85,3 +85,19 @@ def test_affinity_never_overrides_what_a_model_cannot_take(gw: Routed) -> None:
     )  # fmt: skip
     assert raw.headers["x-frugal-model"] == "large-a"
     assert "affinity: small-a not used (no vision" in raw.headers["x-frugal-route-reason"]
+
+
+def test_a_previous_response_id_chain_stays_on_its_model(gw: Routed) -> None:
+    """Responses bridged to chat: the stored history starts every later request of the chain
+    with the same first messages, so the chain shares one conversation key."""
+    first = gw.client.responses.with_raw_response.create(
+        model="sticky", input="Find the coral file.", instructions="You look things up.",
+        tools=[{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+    )  # fmt: skip
+    assert first.headers["x-frugal-model"] == "large-a"  # tools: small-a cannot
+    second = gw.client.responses.with_raw_response.create(
+        model="sticky", input="Thanks, and then?", instructions="You look things up.",
+        previous_response_id=first.parse().id,
+    )  # fmt: skip
+    assert second.headers["x-frugal-model"] == "large-a"
+    assert "affinity: conversation stays on large-a" in second.headers["x-frugal-route-reason"]
