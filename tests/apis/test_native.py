@@ -318,3 +318,41 @@ def test_merge_keeps_each_side_from_its_latest_report() -> None:
     start = Usage(16, 1, cached_tokens=5)
     assert merge(start, Usage(0, 9)) == Usage(16, 9, cached_tokens=5)
     assert merge(None, start) == start
+
+
+@pytest.mark.redis
+def test_native_conversation_continues_on_another_replica(
+    native_fake: FakeNative, fake: FakeNative, redis_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:  # fmt: skip
+    """Two gateways sharing Redis: a response passed through on one is continued on the other,
+    on the model that holds its state."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEY_ENV, UPSTREAM_KEY)
+    folder = tmp_path_factory.mktemp("policies")
+    key = create_key(folder, "native2")
+    url = native_fake.url
+    models = {
+        "small-a": model_cfg(url, "fake-small", tier="small", api_key_env=KEY_ENV),
+        "gpt-native": model_cfg(url, "fake-gpt", tier="large", api_key_env=KEY_ENV,
+                                apis=["chat", "responses"]),
+    }  # fmt: skip
+    routes = {"auto": {"tiers": ["small", "large"], "threshold": 0.0},
+              "cheap": {"tiers": ["small", "large"], "threshold": 1.0}}  # fmt: skip
+    settings = Settings(models=models, routes=routes, policies_dir=folder,
+                        redis_url=redis_server.url)  # fmt: skip
+    try:
+        with GatewayServer(settings) as a, GatewayServer(settings) as b:
+            ca = openai.OpenAI(base_url=f"{a.url}/v1", api_key=key, max_retries=0)
+            cb = openai.OpenAI(base_url=f"{b.url}/v1", api_key=key, max_retries=0)
+            first = ca.responses.create(model="auto", input="Remember 'teal'.")
+            raw = cb.responses.with_raw_response.create(
+                model="cheap", input="Which word?", previous_response_id=first.id
+            )
+            assert raw.headers["x-frugal-model"] == "gpt-native"
+            assert fake.seen[-1].body["previous_response_id"] == first.id
+            assert cb.responses.retrieve(first.id).id == first.id
+            ca.close()
+            cb.close()
+    finally:
+        mp.undo()
