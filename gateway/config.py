@@ -345,7 +345,7 @@ class AuthConfig(Strict):
 
 
 class BudgetSettings(Strict):
-    """Budget enforcement (gateway/budget). The README explains each choice."""
+    """Budget enforcement (gateway/budget); docs/budgets.md explains each choice."""
 
     # When Redis fails: fail_open admits and accounts in process, then reconciles into Redis;
     # fail_closed answers 503. Default fail_open: an outage of the accounting store should not
@@ -454,7 +454,7 @@ class ConfigError(Exception):
 
 
 _FIXES = {
-    "extra_forbidden": "remove it, or check its spelling against the README's reference",
+    "extra_forbidden": "remove it, or check its spelling in docs/reference/configuration.md",
     "missing": "add this field",
     "enum": "use one of the allowed values",
     "literal_error": "use one of the allowed values",

@@ -4,7 +4,7 @@ Each file holds `teams:`, a mapping of team name to its policy: budgets per cale
 (day, week, month in the team's time zone) plus an optional lifetime cap, per-key sub-budgets,
 rate limits, allowed models/tiers/routes, and what happens at the soft threshold and at the
 hard limit. Files are validated at load; unknown keys are errors naming file, field and fix.
-The README has a complete example (policies/teams.yaml).
+docs/budgets.md has a complete example (policies/teams.yaml).
 
 A team that no file names gets `budget.default_policy`: `unlimited` (no budget, no limit),
 `deny` (refused with 403), or the name of a defined team whose policy it then uses under its
@@ -212,7 +212,7 @@ class Policies:
 
 
 _FIXES = {
-    "extra_forbidden": "remove it, or check its spelling against the README's policy reference",
+    "extra_forbidden": "remove it, or check its spelling in docs/reference/policies.md",
     "missing": "add this field",
     "literal_error": "use one of the allowed values",
     "enum": "use one of the allowed values",
