@@ -12,6 +12,7 @@ score closer to a calibrated P(large needed) across kinds of traffic; measured, 
 within-set ranking (MMLU out-of-fold APGR 0.578 vs 0.599, ARC-C 0.595 vs 0.616: gate
 uncertainty then moves scores), so the shipped artifacts use zero offsets: their scores rank
 prompts, and thresholds come from the calibration (calibration.py).
+An adapted artifact adds an `Adapter` (adapter.py): the deployment's own labels on top.
 """
 
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from gateway.router.adapter import Adapter
 from gateway.router.model import DenseModel
 from gateway.router.neighbours import Neighbours
 
@@ -35,6 +37,7 @@ class Mixture:
     expert_of_class: tuple[int, ...]
     class_offset: F32  # (n_classes,) prior log-odds of each class
     neighbours: Neighbours | None = None  # optional kNN term (neighbours.py)
+    adapter: Adapter | None = None  # optional in-domain adapter (adapter.py), applied last
     # all experts linear: their standardisation folded into one (n_inputs, n_experts) matrix,
     # so that a request costs one matmul instead of a few numpy calls per expert
     _linear: tuple[F32, F32] | None = field(default=None, init=False, repr=False, compare=False)
@@ -78,7 +81,16 @@ class Mixture:
         score: F32 = (gate * per_class).sum(axis=1).astype(np.float32)
         if self.neighbours is not None:
             score = np.clip(score + self.neighbours.term(x2[:, :GATE_DIMS], gate), 0.0, 1.0)
+        if self.adapter is not None:
+            score = self.adapter.apply(score, x2)
         return score
+
+    def prior(self) -> "Mixture":
+        """This mixture without its in-domain adapter (the public prior it was adapted from)."""
+        return replace(self, adapter=None)
+
+    def with_adapter(self, adapter: Adapter | None) -> "Mixture":
+        return replace(self, adapter=adapter)
 
     def with_neighbours(self, neighbours: Neighbours | None) -> "Mixture":
         return replace(self, neighbours=neighbours)
@@ -93,6 +105,8 @@ class Mixture:
         }
         if self.neighbours is not None:
             arrays.update(self.neighbours.arrays())
+        if self.adapter is not None:
+            arrays.update(self.adapter.arrays())
         for j, expert in enumerate(self.experts):
             arrays.update({f"e{j}_{k}": v for k, v in expert.arrays().items()})
         with path.open("wb") as handle:
@@ -116,4 +130,5 @@ class Mixture:
             tuple(int(i) for i in arrays["expert_of_class"]),
             arrays["class_offset"].astype(np.float32),
             Neighbours.from_arrays(arrays),
+            Adapter.from_arrays(arrays),
         )

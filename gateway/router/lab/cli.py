@@ -1,4 +1,5 @@
-"""`frugal router train|eval|score|calibrate` (argparse; `register` plugs into `frugal`)."""
+"""`frugal router train|eval|protocol|score|calibrate` (argparse; `register` plugs into
+`frugal`)."""
 
 import argparse
 import json
@@ -9,7 +10,13 @@ from pathlib import Path
 from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.embedder import DEFAULT_VARIANT, VARIANTS
 from gateway.router.lab import public_data
-from gateway.router.lab.cli_actions import calibrate_cmd, eval_cmd, score_cmd, train_cmd
+from gateway.router.lab.cli_actions import (
+    calibrate_cmd,
+    eval_cmd,
+    protocol_cmd,
+    score_cmd,
+    train_cmd,
+)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -50,9 +57,28 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     router = subparsers.add_parser("router", help="train, evaluate and use the prompt router")
     sub = router.add_subparsers(dest="router_command", required=True)
-    train = sub.add_parser("train", help="cross-validate, fit and write the router artifact")
+    train = sub.add_parser(
+        "train",
+        help="cross-validate, fit and write the router artifact; with --logs: adapt the "
+        "shipped router to your labels",
+    )
     _data_args(train)
-    train.add_argument("--name", default=DEFAULT_NAME)
+    train.add_argument(
+        "--name",
+        default=None,
+        help=f"artifact name (default {DEFAULT_NAME}; with --logs: adapted)",
+    )
+    train.add_argument(
+        "--prior",
+        default="default",
+        help="with --logs: the router the labels adapt (default: the shipped one)",
+    )
+    train.add_argument(
+        "--retrain",
+        action="store_true",
+        help="with --logs: retrain everything on the public sets plus the logs instead of "
+        "adapting the prior (slow: nested CV over every row)",
+    )
     train.add_argument("--out", type=Path, default=None, help="artifact folder")
     train.add_argument("--compare", action="store_true", help="also compare model families")
     train.set_defaults(fn=run, router_handler=train_cmd)
@@ -66,6 +92,17 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     ev.add_argument("--name", default=DEFAULT_NAME)
     ev.set_defaults(fn=run, router_handler=eval_cmd)
+    proto = sub.add_parser(
+        "protocol",
+        help="leave-one-set-out adaptation: APGR at N labels of each held-out public set",
+    )
+    proto.add_argument("--data", type=Path, default=None, help="routing-data folder")
+    proto.add_argument("--sets", default=",".join(public_data.DATASETS))
+    proto.add_argument("--ns", default="100,300,1000", help="label counts N (comma-separated)")
+    proto.add_argument("--seeds", type=int, default=5)
+    proto.add_argument("--boot", type=int, default=200, help="bootstrap resamples per seed")
+    proto.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    proto.set_defaults(fn=run, router_handler=protocol_cmd)
     score = sub.add_parser("score", help="score prompts: JSONL in, JSONL {id, score} out")
     score.add_argument("--input", type=Path, required=True)
     score.add_argument("--output", type=Path, required=True)

@@ -29,9 +29,12 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def train_cmd(args: argparse.Namespace) -> int:
+    if args.logs and not args.retrain:
+        return _adapt_cmd(args)
     from gateway.router.lab.trainer import train
 
-    art = train(_options(args), args.name, args.out or ARTIFACTS_DIR, args.compare)
+    name = args.name or artifacts.DEFAULT_NAME
+    art = train(_options(args), name, args.out or ARTIFACTS_DIR, args.compare)
     print(format_report(art.meta["evaluation"]))
     if "comparison" in art.meta:
         print(
@@ -39,6 +42,35 @@ def train_cmd(args: argparse.Namespace) -> int:
         )
     print(f"\nwrote {artifacts.paths(art.name, args.out or ARTIFACTS_DIR)[1]} "
           f"({art.meta['train_seconds']} s)")  # fmt: skip
+    return 0
+
+
+def _adapt_cmd(args: argparse.Namespace) -> int:
+    from gateway.router.lab.adaptation import format_in_domain, train_adapted
+
+    out = args.out or ARTIFACTS_DIR
+    art = train_adapted(args.logs, args.name or "adapted", out, args.prior, args.boot,
+                        not args.no_cache)  # fmt: skip
+    rows = art.meta["data"]["rows"]
+    print(f"in-domain, {rows} labelled rows (nested 5-fold out-of-fold; 95% bootstrap CI):")
+    print(format_in_domain(art.meta))
+    print(f"\nwrote {artifacts.paths(art.name, out)[1]} ({art.meta['train_seconds']} s)")
+    return 0
+
+
+def protocol_cmd(args: argparse.Namespace) -> int:
+    from gateway.router.lab import protocol
+    from gateway.router.lab.trainer import Options, load_corpus
+
+    sets = [s for s in args.sets.split(",") if s]
+    corpus = load_corpus(Options(data_dir=args.data, sets=sets))
+    ns = [int(n) for n in args.ns.split(",") if n]
+    result = protocol.run(corpus, sets, ns, args.seeds, args.boot,
+                          log=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(protocol.format_table(result))
+    print(f"({result['seconds']} s)")
     return 0
 
 

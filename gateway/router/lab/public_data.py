@@ -88,14 +88,17 @@ def load_mt_bench(root: Path) -> list[Example]:
     return out
 
 
-def load_routerbench(root: Path, name: str) -> list[Example]:
+def load_routerbench(
+    root: Path, name: str, small: str = RB_SMALL, large: str = RB_LARGE
+) -> list[Example]:
+    """A RouterBench set for a pair of its 11 models (default: the RouteLLM pair)."""
     path = root / "routerdc/datasets/routerbench_zs" / RB_FILES[name]
     csv.field_size_limit(1 << 30)
     out: list[Example] = []
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
-            cells = [row.get(k, "") for k in (RB_SMALL, RB_LARGE)]
-            costs = [row.get(f"{k}|total_cost", "") for k in (RB_SMALL, RB_LARGE)]
+            cells = [row.get(k, "") for k in (small, large)]
+            costs = [row.get(f"{k}|total_cost", "") for k in (small, large)]
             if "" in cells or "" in costs:
                 continue
             turns = ast.literal_eval(row["prompt"])
