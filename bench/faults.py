@@ -434,14 +434,14 @@ def wait_reconciled(stack: Stack, timeout_s: float = 60) -> bool:
 
 def run_scenario(stack: Stack, name: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
     before = billed(stack)
-    t0 = time.monotonic()
     tally = asyncio.run(load(stack, key, args.clients, args.seconds, FAULTS[name]))
+    ended = time.monotonic()  # no hold is younger than this
     reconciled = wait_reconciled(stack)
     upstream = billed(stack) - before
     spent, held_at_end, limit = settled(stack, name)
     held = held_at_end
     if held:  # holds a request could not give back (e.g. its process was killed): their TTL
-        time.sleep(max(0.0, TTL_S + 2 - (time.monotonic() - t0)))
+        time.sleep(max(0.0, TTL_S + 2 - (time.monotonic() - ended)))
         spent, held, limit = settled(stack, name)
     # What the team should have been charged: every answer the upstream completed (its own
     # count), plus what the gateway said it charged for failed attempts the upstream may have
