@@ -87,11 +87,13 @@ class Runtime:
         hook.install(rt.telemetry)
         rt.learning = Learning(rt)
         rt.learning.start()
-        rt.rollout = Rollout(rt.router)
+        rt.rollout = Rollout(rt.router, rt.store, settings.routes)
+        rt.rollout.start()  # follows switches made through other workers (the store)
         return rt
 
     async def close(self) -> None:
         await self.learning.close()  # jobs still queued are dropped (labels are best effort)
+        await self.rollout.close()
         await self.budget.close()  # settles still in flight are recorded before telemetry stops
         hook.uninstall(self.telemetry)
         await self.telemetry.close()

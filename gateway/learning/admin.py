@@ -47,7 +47,7 @@ async def _switch(request: Request) -> tuple[Any, Switch]:
 @router.get("/router")
 async def router_status(request: Request) -> Response:
     rt = require_admin(request)
-    return json_response(rt.rollout.status())
+    return json_response(await rt.rollout.status())
 
 
 @router.post("/router/shadow")

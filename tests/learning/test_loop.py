@@ -4,6 +4,7 @@ paired sampling (share 1.0) and a scripted judge produces labels in Redis; `labe
 shipped router; it runs in shadow, is promoted and rolled back without a restart, and every
 request in flight during each swap succeeds."""
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from gateway.cli import main as frugal
 from gateway.config import load_settings
 from gateway.keys import create_key
 from gateway.router import load_scorer
+from gateway.store import open_store
 from tests.learning import loop_support as s
 from tests.support.fake_openai import FakeOpenAI, Script
 from tests.support.servers import GatewayServer, RedisServer
@@ -56,8 +58,18 @@ def loop(
     fake_openai.script = Script(reply=judge)
     with GatewayServer(load_settings(path)) as gw:
         yield {"url": gw.url, "keys": keys, "config": path, "tmp": tmp, "judge": judge, "gw": gw}
+    asyncio.run(_forget(redis_server.url))
     fake_openai.reset()
     mp.undo()
+
+
+async def _forget(url: str) -> None:
+    """Leave no router state or labels in the session's Redis for other tests."""
+    store = open_store(url)
+    keys = await store.keys("frugal:router:state:*") + await store.keys("frugal:learn:*")
+    if keys:
+        await store.delete(*keys)
+    await store.close()
 
 
 def chat(url: str, key: str, prompt: str, model: str = "auto") -> httpx.Response:
