@@ -63,7 +63,7 @@ UNAVAILABLE_CODES = frozenset({
     "READONLY", "OOM", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF",
     "NOREPLICAS", "NOAUTH", "WRONGPASS", "NOPERM",
 })  # fmt: skip
-_SCRIPT_ERROR = re.compile(r"^ERR Error running script .*?: -([A-Z]+) ")
+_SCRIPT_ERROR = re.compile(r"^(?:ERR )?Error running script .*?: -([A-Z]+) ")  # redis-py drops ERR
 
 
 def error_code(message: str) -> str:

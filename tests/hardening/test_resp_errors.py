@@ -177,3 +177,6 @@ def test_error_codes_follow_the_spec() -> None:
     msg = "ERR Error running script (call to f_1): @user_script:4: @user_script: 4: -OOM x"
     assert error_code(msg) == "OOM"
     assert error_code("BUSY Redis is busy running a script.") == "BUSY"
+    assert error_code("Error running script (call to f_1): @user_script:2: -READONLY x") == (
+        "READONLY"
+    )  # as redis-py words it (the ERR code stripped)
