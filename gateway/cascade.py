@@ -1,11 +1,17 @@
-"""Cascade: answer with the small tier first and escalate to the large one when a cheap check
-on the small answer fails: an empty answer, one cut off by max_tokens, a refusal, or (where the
-upstream returned log-probabilities) a low mean token log-probability."""
+"""Cascade: answer with the small tier first and escalate to the large one when a check on the
+small answer fails. Fixed checks: an empty answer, one cut off by max_tokens, a refusal, a low
+mean token log-probability (where the upstream returned them). The learned check: a verifier
+(gateway/router/verifier.py) scores (conversation, small answer) and escalates at or above the
+route's threshold. Budget-aware: a team whose budget says small only is never escalated."""
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import CascadeConfig
+from gateway.router.model_thread import run_model
+from gateway.router.verifier import TOP_LOGPROBS, Verifier, load_verifier
 
 _REFUSAL = re.compile(
     r"^\s*(?:I'm sorry|I am sorry|Sorry|I apologi[sz]e|As an AI|I can(?:no|')t (?:help|assist|"
@@ -39,7 +45,7 @@ def _mean_logprob(choice: dict[str, Any]) -> float | None:
 
 
 def escalation_reason(body: dict[str, Any], cfg: CascadeConfig) -> str | None:
-    """Why the small answer is not good enough, or None when it passes every check."""
+    """Why the small answer is not good enough by the fixed checks, or None when it passes."""
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         return "empty"
@@ -57,3 +63,76 @@ def escalation_reason(body: dict[str, Any], cfg: CascadeConfig) -> str | None:
         if cfg.min_mean_logprob is not None and mean is not None and mean < cfg.min_mean_logprob:
             return f"low_logprob({mean:.2f}<{cfg.min_mean_logprob:g})"
     return None
+
+
+def verifier_of(cfg: CascadeConfig) -> Verifier | None:
+    return None if cfg.verifier is None else load_verifier(cfg.verifier)
+
+
+def threshold_of(cfg: CascadeConfig, verifier: Verifier) -> float:
+    return verifier.model.threshold if cfg.threshold is None else cfg.threshold
+
+
+def upstream_extra(cfg: CascadeConfig, stream: bool = False) -> dict[str, Any]:
+    """Fields the small call needs for the check: log-probabilities when the verifier reads
+    them (their top alternatives give the entropy), a second sample for agreement, and for a
+    checked stream no streaming (the answer is checked whole). None removes a field."""
+    extra: dict[str, Any] = {"stream": None, "stream_options": None} if stream else {}
+    verifier = verifier_of(cfg)
+    if verifier is not None and verifier.model.uses_logprobs:
+        extra.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+    if verifier is not None and cfg.samples > 1:
+        extra["n"] = cfg.samples
+    return extra
+
+
+def merged(body: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not extra:
+        return body
+    out = {**body, **extra}
+    return {k: v for k, v in out.items() if v is not None or k not in extra}
+
+
+def without_extra(body: dict[str, Any], sent: Mapping[str, Any], asked: Mapping[str, Any]) -> None:
+    """Hide from the client what the cascade asked for and the client did not: the
+    log-probabilities, and the second sample (its usage stays: it was billed)."""
+    if sent.get("logprobs") and not asked.get("logprobs"):
+        for choice in body.get("choices") or ():
+            if isinstance(choice, dict):
+                choice["logprobs"] = None
+    if "n" in sent and int(asked.get("n") or 1) < int(sent["n"]):
+        body["choices"] = [c for c in body.get("choices") or () if isinstance(c, dict)
+                           and int(c.get("index", 0)) < int(asked.get("n") or 1)]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    reason: str | None  # why to escalate; None when the answer passes
+    note: str  # what was checked, for the x-frugal-cascade header
+    score: float | None = None
+
+
+async def check(
+    body: dict[str, Any], cfg: CascadeConfig, messages: Sequence[Mapping[str, Any]]
+) -> Verdict:
+    """The fixed checks, then the verifier (on the first choice; a second sample, when asked
+    for, is the agreement signal)."""
+    reason = escalation_reason(body, cfg)
+    if reason is not None:
+        return Verdict(reason, reason)
+    verifier = verifier_of(cfg)
+    if verifier is None:
+        return Verdict(None, "passed")
+    choices = [c for c in body.get("choices") or () if isinstance(c, dict)]
+    first = choices[0]
+    second = _texts(choices[1]) if cfg.samples > 1 and len(choices) > 1 else None
+    args = (messages, _texts(first), first.get("logprobs"), second, first.get("finish_reason"))
+    if verifier.blocking:
+        score = await run_model(verifier.score, *args)
+    else:
+        score = verifier.score(*args)
+    threshold = threshold_of(cfg, verifier)
+    if score >= threshold:
+        why = f"verifier {verifier.name} {score:.3f}>={threshold:g}"
+        return Verdict(why, why, score)
+    return Verdict(None, f"passed verifier {verifier.name} {score:.3f}<{threshold:g}", score)

@@ -283,6 +283,20 @@ class CascadeConfig(Strict):
         "refusal",
     )
     min_mean_logprob: float | None = Field(default=None, le=0)  # where the upstream returns them
+    # A learned answer check (gateway/router/verifier.py): escalate when its score (P(the large
+    # answer is better)) >= threshold; None: the artifact's recorded threshold. `frugal router
+    # calibrate --verifier NAME` turns an escalation share or quality floor into a threshold.
+    verifier: str | None = None
+    # Verifier score at or above which the answer is escalated; null: the artifact's recorded
+    # threshold.
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Streamed requests: "bypass" streams the small answer unchecked; "check" generates it
+    # whole, checks it, then replays it as a stream or streams the large answer instead (the
+    # client sees no token before the small answer is complete).
+    stream: Literal["bypass", "check"] = "bypass"
+    # 2: a second small sample (temperature as sent) for the verifier's agreement signal; it
+    # doubles the small tier's cost and time, so only for local models.
+    samples: int = Field(default=1, ge=1, le=2)
 
 
 class AffinityConfig(Strict):
@@ -304,7 +318,7 @@ class RouteConfig(Strict):
     fallback: bool = True
     # A candidate router and threshold, logged on live traffic, never acted on.
     shadow: ShadowConfig | None = None
-    cascade: CascadeConfig | None = None  # non-streaming requests routed to the small tier
+    cascade: CascadeConfig | None = None  # requests routed to the small tier (streams: `stream`)
     learning: LearningConfig | None = None  # labels from live traffic (gateway/learning)
     affinity: AffinityConfig | None = None  # conversations stay on their model (opt-in)
 

@@ -11,20 +11,23 @@ sees the remaining budget; `authorize` after it; `reserve` the worst case just b
 upstream call; `settle` after it (streams: in `finish`), `release` when it fails.
 """
 
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway import affinity, capabilities, pricing, tokens
+from gateway import affinity, capabilities, cascade, pricing, tokens
 from gateway.apis import native
 from gateway.budget import Admission, Reservation
 from gateway.budget.allow import authorize
 from gateway.budget.estimate import cap_field, choices, prompt_extra, with_output_cap
+from gateway.cache import replay
+from gateway.cache.entry import Entry
 from gateway.cache.service import Lookup
 from gateway.call import Call
-from gateway.cascade import escalation_reason
+from gateway.config import CascadeConfig
 from gateway.errors import UpstreamError
 from gateway.providers.base import Completion, Endpoint
 from gateway.record import record
@@ -80,28 +83,40 @@ async def _generate(
         held = await budget.check_and_reserve(call, admission)
     else:
         held = await budget.reserve(call, admission)  # the worst case, before the call
-    if req.stream:
+    cfg = _cascading(rt, call, req)  # the route's cascade, when its small tier answers first
+    if req.stream and cfg is None:
         return await _stream(rt, call, req, held, lookup)
-    body = await _complete(rt, call, req, held)
-    escalate = _cascade(rt, call, req, body)  # the small answer failed its check
+    extra = cascade.upstream_extra(cfg, bool(req.stream)) if cfg else {}
+    body = await _complete(rt, call, req, held, extra)
+    escalate = await _cascade(rt, call, req, body, admission)  # the small answer failed
+    cascade.without_extra(body, extra, call.body)  # what the check asked for, hidden
     if escalate is not None:
-        return await _escalate(rt, call, req, admission, *escalate)
+        return await _escalate(rt, call, req, admission, lookup, *escalate)
     if not native.speaks(rt, call, call.model or ""):
         await rt.cache.store(lookup, call, body)  # complete chat answers only
     record(call)
     rt.learning.served(call)  # a route with `learning:`: memo, maybe paired sampling (background)
+    if req.stream:  # a checked small answer, replayed as a stream
+        return StreamReply(_replay(rt, call, req, body), call.headers())
     return Reply(body, call.headers())
 
 
 async def _complete(
-    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, held: Reservation
-) -> dict[str, Any]:
-    """Call the decision's candidates; settle usage, cost and the budget hold; the answer."""
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, held: Reservation,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Call the decision's candidates; settle usage, cost and the budget hold; the answer.
+    `extra`: fields the cascade's check adds to the upstream request (None values removed)."""
     assert call.decision is not None
+
+    def send(m: str) -> Awaitable[Completion]:
+        endpoint, body = _request(rt, call, m)
+        return rt.providers[m].complete(endpoint, cascade.merged(body, extra))
+
     with _released_on_failure(rt, held, call):
         model, completion = await rt.resilient.call(
             call.decision.candidates,
-            lambda m: rt.providers[m].complete(*_request(rt, call, m)),
+            send,
             call.attempts,
             call.request_id,
             call.trace,
@@ -117,36 +132,71 @@ async def _complete(
     return completion.body
 
 
-def _cascade(
-    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, body: dict[str, Any]
-) -> tuple[str, Decision] | None:
-    """(reason, large-tier decision) when the route cascades and the small answer fails."""
+def _cascading(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest
+) -> CascadeConfig | None:
+    """The route's cascade when this request goes to a tier below the route's largest (streams
+    only with `stream: check`; passed-through native answers are not checked)."""
     d = call.decision
-    if d is None or d.route is None or req.stream or call.model is None:
+    if d is None or d.route is None or not d.candidates:
         return None
-    if native.speaks(rt, call, call.model):
-        return None  # a passed-through answer is not checked
     cfg = rt.settings.routes[d.route].cascade
-    if cfg is None or rt.router.model(call.model).tier != d.tier:
-        return None  # no cascade, or a fallback of another tier answered
-    reason = escalation_reason(body, cfg)
-    if reason is None:
+    if cfg is None or (req.stream and cfg.stream != "check"):
         return None
-    up = rt.router.escalation(d, f"cascade: small answer {reason}")
-    return None if up is None else (reason, up)
+    if native.speaks(rt, call, d.candidates[0]) or rt.router.escalation(d, "") is None:
+        return None
+    return cfg
+
+
+async def _cascade(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, body: dict[str, Any],
+    admission: Admission,
+) -> tuple[str, Decision] | None:  # fmt: skip
+    """(reason, large-tier decision) when the route cascades and the small answer fails its
+    check; never when the team's budget says small only (the header says so)."""
+    d = call.decision
+    cfg = _cascading(rt, call, req)
+    if cfg is None or d is None or call.model is None or rt.router.model(call.model).tier != d.tier:
+        return None  # no cascade, or a fallback of another tier answered
+    verdict = await cascade.check(body, cfg, _messages(call))
+    if verdict.score is not None:  # the verifier ran: say what it found
+        call.extra_headers["x-frugal-cascade"] = verdict.note
+    if verdict.reason is None:
+        return None
+    view = admission.view
+    if view is not None and (view.force_small or view.free_only):
+        call.extra_headers["x-frugal-cascade"] = f"not escalated ({view.note}): {verdict.note}"
+        return None
+    up = rt.router.escalation(d, f"cascade: small answer {verdict.reason}")
+    return None if up is None else (verdict.reason, up)
+
+
+def _messages(call: Call) -> list[dict[str, Any]]:
+    if call.endpoint is Endpoint.chat:
+        return list(call.body.get("messages") or ())
+    prompt = call.body.get("prompt")
+    if not isinstance(prompt, str):
+        prompt = " ".join(p for p in prompt or () if isinstance(p, str))
+    return [{"role": "user", "content": prompt}]
 
 
 async def _escalate(
     rt: Runtime, small: Call, req: ChatRequest | CompletionRequest, admission: Admission,
-    reason: str, decision: Decision,
-) -> Reply:  # fmt: skip
-    """Record the small call as it was (costed), then answer from the route's large tier."""
+    lookup: Lookup, reason: str, decision: Decision,
+) -> Reply | StreamReply:  # fmt: skip
+    """Record the small call as it was (costed), then answer from the route's large tier
+    (streamed, for a checked stream)."""
     small.outcome = f"cascade_escalated:{reason}"
     record(small)
     call = Call(small.request_id, small.principal, small.endpoint, small.body, small.api,
                 decision=decision)
     call.trace = small.trace
     held = await rt.budget.enforcer.reserve(call, admission)
+    if req.stream:
+        reply = await _stream(rt, call, req, held, lookup)
+        reply.headers["x-frugal-cascade"] = f"escalated from {small.model}: {reason}"
+        reply.headers["x-frugal-cascade-small-cost-usd"] = pricing.usd(small.cost or Decimal(0))
+        return reply
     body = await _complete(rt, call, req, held)
     record(call)
     rt.learning.escalated(small, call)  # an implicit label (gateway/learning)
@@ -155,6 +205,17 @@ async def _escalate(
     headers["x-frugal-cost-usd"] = pricing.usd(total)  # both calls: this request's whole cost
     headers["x-frugal-cascade"] = f"escalated from {small.model}: {reason}"
     return Reply(body, headers)
+
+
+def _replay(
+    rt: Runtime, call: Call, req: ChatRequest | CompletionRequest, body: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    """A checked small answer as an SSE stream (the cache's replay of a complete answer)."""
+    assert call.model is not None and call.usage is not None
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    entry = Entry(call.model, body, call.usage, time.time())
+    extra = {"cost_usd": pricing.usd(call.cost or Decimal(0)), "cache": call.cache}
+    return replay.stream(entry, call.request_id, call.model, include_usage, extra)
 
 
 def _cached(

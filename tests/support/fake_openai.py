@@ -51,6 +51,7 @@ class Script:
     # Upstream model id -> its context window in the fake's prompt tokens: a longer chat prompt
     # is refused with OpenAI's 400 `context_length_exceeded`.
     context_windows: dict[str, int] = field(default_factory=dict)
+    logprob: float = -0.05  # each token's log-probability, when the request asks for them
 
 
 @dataclass
@@ -157,7 +158,7 @@ class FakeOpenAI:
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"],
             "choices": [{"index": i, "message": message, "finish_reason": finish,
-                         "logprobs": None} for i in range(n)],
+                         "logprobs": self._logprobs(body, text)} for i in range(n)],
         }  # fmt: skip
         if self.script.usage:
             resp["usage"] = self._usage(prompt, self.script.completion_tokens * n)
@@ -205,6 +206,24 @@ class FakeOpenAI:
             }
         )
 
+    def _logprobs(self, body: dict[str, Any], text: str | None) -> dict[str, Any] | None:
+        """OpenAI's chat `logprobs` object (llama-server's too): one entry per word, with
+        `top_logprobs` alternatives when asked; None unless the request has `logprobs`."""
+        if not body.get("logprobs") or not text:
+            return None
+        top = int(body.get("top_logprobs") or 0)
+        lp = self.script.logprob
+
+        def token(w: str, value: float) -> dict[str, Any]:
+            return {"token": w, "logprob": value, "bytes": list(w.encode())}
+
+        words = [w for w in text.replace(" ", "\0 ").split("\0") if w]
+        alternatives = [[token(w, lp), *(token(f"{w}{k}", lp - 2.0 - k) for k in range(top))][:top]
+                        for w in words]  # fmt: skip
+        return {"content": [{**token(w, lp), "top_logprobs": alt}
+                            for w, alt in zip(words, alternatives, strict=True)],
+                "refusal": None}  # fmt: skip
+
     def _usage(self, prompt: int, completion: int) -> dict[str, Any]:
         s = self.script
         out: dict[str, Any] = _usage(s.prompt_tokens if s.prompt_tokens is not None else prompt,
@@ -227,6 +246,8 @@ class FakeOpenAI:
                            "content": ""}, "finish_reason": None}]})  # fmt: skip
         for i, w in enumerate(words):
             choice = {"index": 0, "delta": {"content": w}} if chat else {"index": 0, "text": w}
+            if chat and body.get("logprobs"):
+                choice["logprobs"] = self._logprobs(body, w)
             chunks.append({**base, "choices": [{**choice, "finish_reason": None}]})
             if s.usage_every_chunk:
                 chunks[-1]["usage"] = self._usage(prompt, i + 1)

@@ -1,0 +1,368 @@
+"""The cascade's learned answer check: P(the large tier's answer would be better) for a
+conversation and the small tier's answer, from cheap signals (gateway/router/README.md,
+"The answer verifier"). Serving is numpy only, plus the router's MiniLM embedder when the
+artifact uses the `embedding` signal group; training lives in `lab/verifier_train.py`.
+
+Signal groups (each measured alone in the README):
+- logprob: mean and minimum token log-probability, mean entropy over the returned top
+  log-probabilities (where the upstream returns them: llama.cpp does);
+- agreement: a second sampled small answer agrees with the first (same final number or
+  option letter, else word overlap); optional, it costs a second small call;
+- length: answer length, and answer length against the prompt's;
+- hedging: refusal and hedging cues;
+- format: what the prompt asks for (math, multiple choice, code) and whether the answer has
+  it: a final number; arithmetic `a op b = c` steps that hold; one option letter; a code block
+  that parses with `ast` as Python;
+- embedding: the MiniLM embedding of the answer and its cosine with the prompt's.
+"""
+
+import ast
+import json
+import math
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.router.conversation import parse
+from gateway.router.featurize import embedding_text
+from gateway.router.resources import ARTIFACTS_DIR
+
+F64 = npt.NDArray[np.float64]
+DEFAULT_VERIFIER = "verifier-v1"
+TOP_LOGPROBS = 5  # what the cascade asks the small tier for when the verifier reads entropy
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "logprob": ("lp_present", "lp_mean", "lp_min", "lp_entropy", "lp_low_share"),
+    "agreement": ("agree_present", "agree"),
+    "length": ("log_answer_chars", "log_length_ratio", "log_answer_lines", "truncated"),
+    "hedging": ("refusal", "hedges", "asks_back"),
+    "format": (
+        "kind_math", "kind_choice", "kind_code", "final_number", "math_without_number",
+        "arith_steps", "arith_wrong", "choice_letter", "choice_without_letter", "code_block",
+        "python_parses", "code_not_python",
+    ),
+}  # fmt: skip
+EMBEDDING_GROUP = "embedding"
+KINDS = ("kind_math", "kind_choice", "kind_code")
+
+
+def with_interactions(x: F64, columns: Sequence[str]) -> F64:
+    """The signals, then the signals times each kind of prompt (math, multiple choice, code,
+    other): a wrong arithmetic step or a missing option letter means something else per kind."""
+    kinds = np.stack([x[:, columns.index(k)] for k in KINDS], axis=1)
+    kinds = np.concatenate([kinds, 1.0 - kinds.sum(axis=1, keepdims=True)], axis=1)
+    return np.concatenate([x, *(x * kinds[:, [j]] for j in range(kinds.shape[1]))], axis=1)
+
+
+_REFUSAL = re.compile(
+    r"^\s*(?:I'm sorry|I am sorry|Sorry|I apologi[sz]e|As an AI|I can(?:no|')t (?:help|assist|"
+    r"answer|provide|do)|I(?: am|'m) (?:not able|unable) to)",
+    re.IGNORECASE,
+)
+_HEDGE = re.compile(
+    r"\b(?:I think|I believe|probably|possibly|perhaps|might be|may be|not sure|unsure|"
+    r"it depends|unclear|cannot be determined|can't be determined|not enough information|"
+    r"assuming|approximately|I'm not certain|it seems)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_NUM = r"\(?\$?-?\d[\d,]*(?:\.\d+)?\)?"
+_OP = "[-+*/x\u00d7\u00f7]"  # also the multiplication and division signs
+_ARITH = re.compile(
+    rf"((?:{_NUM}\s*{_OP}\s*)+{_NUM})\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\s*{_OP}\s*\d)"
+)
+_SIGNS = str.maketrans({"x": "*", "\u00d7": "*", "\u00f7": "/"})
+_OPS = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__,
+        ast.Div: float.__truediv__}  # fmt: skip
+_MATH_PROMPT = re.compile(
+    r"\b(?:how (?:many|much)|calculate|compute|what is the (?:total|sum|difference|product)|"
+    r"solve|percent|\d+\s*[-+*/]\s*\d+)",
+    re.IGNORECASE,
+)
+_OPTIONS = re.compile(r"(?:^|\n)\s*\(?([A-E])[).:]\s", re.MULTILINE)
+_LETTER = re.compile(r"^\W*\(?([A-E])\b[).:]?|\b(?:answer|option)\s*(?:is)?\s*:?\s*\(?([A-E])\b")
+_CODE_PROMPT = re.compile(
+    r"\b(?:write (?:a|an) (?:python )?(?:function|program|script|class)|python|def |implement)",
+    re.IGNORECASE,
+)
+_BLOCK = re.compile(r"```([A-Za-z0-9_+-]*)\s*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def final_number(text: str) -> float | None:
+    """The answer's final number (after `####` when present), commas and `$` removed."""
+    tail = text.rsplit("####", 1)[-1] if "####" in text else text
+    found = _NUMBER.findall(tail)
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", "").replace("$", ""))
+    except ValueError:
+        return None
+
+
+def choice_letter(text: str) -> str | None:
+    match = _LETTER.search(text.strip()[:200])
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)
+
+
+def _evaluate(node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+    raise ValueError("not arithmetic")
+
+
+def _arith(text: str) -> tuple[int, int]:
+    """(checked, wrong) among the answer's arithmetic steps `expression = number` (chains such
+    as `3 + 4 * 2 = 11` whole; 1% tolerance; unbalanced or odd expressions are skipped)."""
+    checked = wrong = 0
+    for expr, result in _ARITH.findall(text[:20_000]):
+        clean = re.sub(r"[$,]", "", expr).translate(_SIGNS)
+        try:
+            value = _evaluate(ast.parse(clean, mode="eval").body)
+            z = float(result.replace(",", ""))
+        except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
+            continue
+        checked += 1
+        if abs(value - z) > max(0.01 * abs(value), 0.011):
+            wrong += 1
+    return checked, wrong
+
+
+def _python(text: str) -> tuple[float, float, float]:
+    """(has a code block, a block parses as Python, a block is in another language)."""
+    blocks = _BLOCK.findall(text)
+    if not blocks:
+        return 0.0, 0.0, 0.0
+    parses = other = 0.0
+    for lang, code in blocks:
+        if lang and lang.lower() not in ("python", "py", "python3"):
+            other = 1.0
+            continue
+        try:
+            ast.parse(code)
+            parses = 1.0
+        except (SyntaxError, ValueError):
+            pass
+    return 1.0, parses, other
+
+
+def _logprob_values(logprobs: Any) -> tuple[list[float], list[list[float]]]:
+    """Token log-probabilities and each token's top alternatives, from an OpenAI `logprobs`
+    object (chat `content`, or completions `token_logprobs`/`top_logprobs`) or a plain list."""
+    if isinstance(logprobs, list):
+        return [float(v) for v in logprobs if isinstance(v, int | float)], []
+    if not isinstance(logprobs, Mapping):
+        return [], []
+    values: list[float] = []
+    tops: list[list[float]] = []
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        for t in content:
+            if isinstance(t, Mapping) and isinstance(t.get("logprob"), int | float):
+                values.append(float(t["logprob"]))
+                alts = t.get("top_logprobs")
+                if isinstance(alts, list) and alts:
+                    tops.append([float(a["logprob"]) for a in alts if isinstance(a, Mapping)
+                                 and isinstance(a.get("logprob"), int | float)])  # fmt: skip
+    elif isinstance(logprobs.get("token_logprobs"), list):
+        values = [float(v) for v in logprobs["token_logprobs"] if isinstance(v, int | float)]
+        for alt in logprobs.get("top_logprobs") or ():
+            if isinstance(alt, Mapping):
+                tops.append([float(v) for v in alt.values() if isinstance(v, int | float)])
+    return values, tops
+
+
+def _entropy(top: list[float]) -> float:
+    """Entropy over the top alternatives plus the rest of the mass as one outcome."""
+    probs = [math.exp(v) for v in top]
+    rest = max(0.0, 1.0 - sum(probs))
+    return -sum(p * math.log(p) for p in [*probs, rest] if p > 1e-12)
+
+
+def _agreement(answer: str, second: str, kind_math: bool, kind_choice: bool) -> float:
+    if kind_math:
+        a, b = final_number(answer), final_number(second)
+        if a is not None and b is not None:
+            return float(abs(a - b) < 1e-9)
+    if kind_choice:
+        a2, b2 = choice_letter(answer), choice_letter(second)
+        if a2 is not None and b2 is not None:
+            return float(a2 == b2)
+    wa, wb = _words(answer), _words(second)
+    return len(wa & wb) / max(1, len(wa | wb))
+
+
+def signals(
+    messages: Sequence[Mapping[str, Any]],
+    answer: str,
+    logprobs: Any = None,
+    second: str | None = None,
+    finish_reason: str | None = None,
+) -> dict[str, float]:
+    """Every scalar signal of GROUPS for one (conversation, small answer)."""
+    conv = parse(messages)
+    prompt = conv.core or conv.system
+    out: dict[str, float] = {}
+    values, tops = _logprob_values(logprobs)
+    out["lp_present"] = float(bool(values))
+    out["lp_mean"] = sum(values) / len(values) if values else 0.0
+    out["lp_min"] = max(min(values), -20.0) if values else 0.0
+    out["lp_entropy"] = sum(_entropy(t) for t in tops) / len(tops) if tops else 0.0
+    out["lp_low_share"] = sum(v < -2.3 for v in values) / len(values) if values else 0.0
+    options = set(_OPTIONS.findall(prompt))
+    kind_choice = len(options) >= 2
+    kind_code = not kind_choice and bool(_CODE_PROMPT.search(prompt))
+    kind_math = not kind_choice and not kind_code and bool(_MATH_PROMPT.search(prompt))
+    out["agree_present"] = float(second is not None)
+    out["agree"] = 0.0 if second is None else _agreement(answer, second, kind_math, kind_choice)
+    out["log_answer_chars"] = math.log1p(len(answer))
+    out["log_length_ratio"] = math.log((len(answer) + 1) / (conv.last_user_chars + 1))
+    out["log_answer_lines"] = math.log1p(answer.count("\n"))
+    out["truncated"] = float(finish_reason == "length")
+    out["refusal"] = float(bool(_REFUSAL.match(answer)))
+    out["hedges"] = min(len(_HEDGE.findall(answer)), 5) / 5.0
+    out["asks_back"] = float(answer.rstrip().endswith("?"))
+    has_number = final_number(answer) is not None
+    steps, wrong = _arith(answer)
+    letter = choice_letter(answer)
+    block, parses, other = _python(answer)
+    out.update(
+        kind_math=float(kind_math), kind_choice=float(kind_choice), kind_code=float(kind_code),
+        final_number=float(has_number), math_without_number=float(kind_math and not has_number),
+        arith_steps=math.log1p(steps), arith_wrong=float(min(wrong, 3)),
+        choice_letter=float(letter is not None and (not options or letter in options)),
+        choice_without_letter=float(kind_choice and (letter is None or letter not in options)),
+        code_block=block, python_parses=parses,
+        code_not_python=float(kind_code and (other > 0 or (block > 0 and parses == 0))),
+    )  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierModel:
+    """A logistic regression over standardised signals (and, optionally, the embeddings)."""
+
+    name: str
+    groups: tuple[str, ...]
+    columns: tuple[str, ...]  # scalar signal names, in weight order
+    mean: F64  # standardisation of every input column (signals, then embedding columns)
+    scale: F64
+    weights: F64  # len(columns) [+ 385 with the embedding group]
+    bias: float
+    threshold: float  # the recorded default (see the artifact's calibration)
+    meta: dict[str, Any]
+    interactions: bool = False  # signals x kind of prompt (`with_interactions`)
+
+    @property
+    def uses_embedding(self) -> bool:
+        return EMBEDDING_GROUP in self.groups
+
+    @property
+    def uses_logprobs(self) -> bool:
+        """The model reads log-probabilities (a non-zero weight on them): ask for them."""
+        c = len(self.columns)
+        copies = 5 if self.interactions else 1
+        lp = [j * c + i for j in range(copies) for i, name in enumerate(self.columns)
+              if name in GROUPS["logprob"]]  # fmt: skip
+        return bool(lp) and bool(np.any(self.weights[lp] != 0))
+
+    def row(self, sig: Mapping[str, float]) -> F64:
+        return np.array([sig[c] for c in self.columns], dtype=np.float64)
+
+    def predict(self, rows: F64, embedding: F64 | None = None) -> F64:
+        """P(large better) per row of raw signals; `embedding` rows are [answer (384),
+        cosine with the prompt] when the model uses them."""
+        x = with_interactions(rows, self.columns) if self.interactions else rows
+        x = x if embedding is None else np.concatenate([x, embedding], axis=1)
+        z = ((x - self.mean) / self.scale) @ self.weights + self.bias
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "groups": list(self.groups), "columns": list(self.columns),
+                "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "weights": self.weights.tolist(), "bias": self.bias, "threshold": self.threshold,
+                "interactions": self.interactions, "meta": self.meta}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "VerifierModel":
+        return cls(str(data["name"]), tuple(data["groups"]), tuple(data["columns"]),
+                   np.asarray(data["mean"], dtype=np.float64),
+                   np.asarray(data["scale"], dtype=np.float64),
+                   np.asarray(data["weights"], dtype=np.float64), float(data["bias"]),
+                   float(data["threshold"]), dict(data.get("meta", {})),
+                   bool(data.get("interactions", False)))  # fmt: skip
+
+
+class Verifier:
+    """Scores (conversation, answer). Thread-safe; `blocking` when it runs the embedder."""
+
+    def __init__(self, model: VerifierModel) -> None:
+        self.model = model
+        self.name = model.name
+        self.blocking = model.uses_embedding
+        self._embedder: Any = None
+        if model.uses_embedding:
+            from gateway.router.embedder import MiniLMEmbedder, threads_from_env
+
+            spec = model.meta.get("embedder", {})
+            self._embedder = MiniLMEmbedder(threads=threads_from_env(),
+                                            max_tokens=int(spec.get("max_tokens", 256)),
+                                            variant=str(spec.get("variant", "dq8")))  # fmt: skip
+
+    def score(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        answer: str,
+        logprobs: Any = None,
+        second: str | None = None,
+        finish_reason: str | None = None,
+    ) -> float:
+        sig = signals(messages, answer, logprobs, second, finish_reason)
+        row = self.model.row(sig)[None, :]
+        emb = None
+        if self._embedder is not None:
+            prompt = embedding_text(parse(messages))
+            vectors = np.asarray(self._embedder.embed([prompt]), dtype=np.float64)[0]
+            ans = np.asarray(self._embedder.embed([answer]), dtype=np.float64)[0]
+            emb = np.concatenate([ans, [float(ans @ vectors)]])[None, :]
+        return float(self.model.predict(row, emb)[0])
+
+
+_lock = threading.Lock()
+_loaded: dict[str, Verifier] = {}
+
+
+def verifier_path(name: str) -> Path:
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        return path
+    return ARTIFACTS_DIR / f"{name}.json"
+
+
+def load_verifier(name: str = DEFAULT_VERIFIER) -> Verifier:
+    """A verifier artifact by name (in the router's artifacts folder) or path; loaded once."""
+    with _lock:
+        if name not in _loaded:
+            path = verifier_path(name)
+            if not path.is_file():
+                known = sorted(p.stem for p in ARTIFACTS_DIR.glob("verifier-*.json"))
+                raise ValueError(f"unknown verifier {name!r}; known: {', '.join(known)}")
+            data = json.loads(path.read_text(encoding="utf-8"))
+            _loaded[name] = Verifier(VerifierModel.from_json(data))
+        return _loaded[name]

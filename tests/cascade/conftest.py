@@ -1,0 +1,27 @@
+"""A small verifier artifact for gateway tests: it reads only what a test controls (the mean
+token log-probability and a wrong arithmetic step), so each test knows its verdict."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.router.verifier import VerifierModel
+
+
+def write_verifier(folder: Path, name: str = "verifier-test") -> Path:
+    """P(large better) = sigmoid(-4 * lp_mean - 2 + 6 * arith_wrong): an answer whose tokens
+    average log-probability -0.05 passes (0.13); -2.0 fails (0.998); a wrong step fails."""
+    model = VerifierModel(
+        name, ("logprob", "format"), ("lp_mean", "arith_wrong"), np.zeros(2), np.ones(2),
+        np.array([-4.0, 6.0]), -2.0, 0.5, {"note": "test verifier"},
+    )  # fmt: skip
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(model.to_json()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def verifier_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_verifier(tmp_path_factory.mktemp("verifier"))
