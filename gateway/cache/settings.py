@@ -15,7 +15,7 @@ class SemanticSettings(_Strict):
     # Start the semantic backend (needs Redis with RediSearch); requests still opt in through
     # `default` or a route/team `semantic: true`.
     enabled: bool = False
-    redis_url: str | None = None  # default: the gateway's `redis_url`
+    redis_url: str | None = Field(default=None, repr=False)  # default: the gateway's `redis_url`
     threshold: float = Field(default=0.88, gt=0.0, le=1.0)  # cosine similarity for a hit
     default: bool = False  # semantic lookups for requests whose route/team says nothing
     # RediSearch index name.

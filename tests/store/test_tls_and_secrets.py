@@ -161,6 +161,7 @@ def test_the_redis_password_is_in_no_repr(tmp_path: Path) -> None:
         "models": {"m": {"model": "x", "base_url": "http://127.0.0.1:1/v1", "tier": "small",
                          "price": {"input_per_mtok": 0, "output_per_mtok": 0}}},
         "routes": {"auto": {"tiers": ["small"]}},
+        "cache": {"semantic": {"redis_url": url}},
     })  # fmt: skip
     store = RedisStore(url)
     for text in (repr(settings), str(settings), repr(store), repr(store._r),
