@@ -21,8 +21,12 @@ from gateway.policies import load_policies
 def add_ledger_args(p: argparse.ArgumentParser) -> None:
     """The options of every command that reads a team's spend ledger."""
     p.add_argument("--team", required=True, help="the team to report on")
-    p.add_argument("--period", choices=["day", "week", "month", "lifetime"], default="month",
-                   help="the budget period to cover")
+    p.add_argument(
+        "--period",
+        choices=["day", "week", "month", "lifetime"],
+        default="month",
+        help="the budget period to cover",
+    )
     p.add_argument("--config", help="YAML configuration (default: embedded defaults)")
     p.add_argument("--url", help="a running gateway (admin API; key from budget.admin_key_env)")
 
