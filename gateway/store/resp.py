@@ -6,7 +6,7 @@ request made Redis the largest cost of a request. This client packs commands wit
 writes them all onto one connection and matches replies in order (Redis answers a connection's
 commands in order): about 8 µs per command under load (bench/redis_client.py measures both).
 
-Kept after issue 12's review (bring it to parity or go back to redis-py): it is at parity for
+Kept after the hardening review (bring it to parity or go back to redis-py): it is at parity for
 what the gateway uses (error classes below, with their conformance suite; `rediss://` with a
 CA bundle, client certificate and verification options; no password in any repr). Measured
 after those changes (bench/redis_client.py -n 3000, 2 busy cores): 38 µs of CPU per command
