@@ -22,7 +22,7 @@ from gateway.keys import create_key
 from gateway.router import load_scorer
 from gateway.store import open_store
 from tests.learning import loop_support as s
-from tests.support.fake_openai import FakeOpenAI, Script
+from tests.support.fake_openai import WORDS, FakeOpenAI, Script
 from tests.support.servers import GatewayServer, RedisServer
 
 ADMIN = "admin-key-for-learning-tests"
@@ -131,6 +131,9 @@ def test_live_labels_train_a_better_router_that_is_shadowed_promoted_and_rolled_
     assert spend["requests"] == 3 * len(TRAIN)  # the other tier + the judge twice
     assert float(spend["cost_usd"]) > 0
     assert float(status["spent_today_usd"]["auto"]) == pytest.approx(float(spend["cost_usd"]))
+    metrics = admin(url, "GET", "/metrics").text
+    assert any('team="_learning"' in line and "judge-a" in line and not line.endswith(" 0.0")
+               for line in metrics.splitlines() if line.startswith("frugal_cost"))  # fmt: skip
     team = admin(url, "GET", "/admin/spend?team=team-a&period=day").json()["totals"]
     assert team["requests"] == len(TRAIN)
     assert float(team["cost_usd"]) == pytest.approx(team_cost)
@@ -317,3 +320,21 @@ def test_a_failing_job_is_logged_and_the_next_one_is_done(loop: dict[str, Any]) 
     assert after["failed"] == before.get("failed", 0) + 1
     done = {x["request_id"] for x in labels_of(url, "auto")}
     assert ids[0] not in done and ids[1] in done
+
+
+def test_a_streamed_answer_is_sampled_too(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["team-a"]
+    body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": TRAIN[4][0]}]}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30,
+                      headers={"authorization": f"Bearer {key}"}) as r:  # fmt: skip
+        assert r.status_code == 200
+        rid = r.headers["x-request-id"]
+        text = "".join(r.iter_text())
+    assert "[DONE]" in text
+    settled(url, 0)
+    (label,) = [x for x in labels_of(url, "auto") if x["request_id"] == rid]
+    served = r.headers["x-frugal-tier"]
+    assert label["served"]["tier"] == served
+    streamed = "".join(WORDS)
+    assert label["answers"][served] == streamed
+    assert label["verdict"] in ("tie", "large_better", "small_better")
