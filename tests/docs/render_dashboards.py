@@ -13,6 +13,8 @@ are matplotlib's. Every process it starts is stopped at the end."""
 import argparse
 import json
 import random
+import signal
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -38,6 +40,7 @@ from tests.telemetry.support import (
     write_policies,
 )
 
+HIDDEN = {"__name__", "instance", "job"}  # labels Prometheus adds, not the panel's
 PROMPTS = ["Say hello", "Name a colour", "Write a Python function that parses ISO dates and "
            "explain step by step why each branch is needed, then prove it terminates."]  # fmt: skip
 
@@ -107,7 +110,8 @@ def draw(ax: Any, panel: dict[str, Any], prom: Prometheus, start: float, end: fl
         table: dict[str, list[str]] = {}
         for i, t in enumerate(targets):
             for r in prom.query(substitute(t["expr"], window), end):
-                name = ", ".join(v for k, v in sorted(r["metric"].items()) if k != "__name__")
+                shown = sorted((k, v) for k, v in r["metric"].items() if k not in HIDDEN)
+                name = ", ".join(v for _, v in shown)
                 table.setdefault(name, ["-"] * len(targets))[i] = fmt(float(r["value"][1]), unit)
         cells = [[k, *v] for k, v in table.items() if any(x not in ("-", "0") for x in v)][:12]
         if cells:
@@ -131,6 +135,8 @@ def draw(ax: Any, panel: dict[str, Any], prom: Prometheus, start: float, end: fl
 
 
 def fmt(value: float, unit: str) -> str:
+    if 1e12 < value < 1e14:  # a time in milliseconds (run-out and reset columns)
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value / 1000))
     if unit == "currencyUSD":
         return f"${value:,.4f}"
     if unit == "percentunit":
@@ -146,8 +152,9 @@ def render(dashboard: Path, prom: Prometheus, start: float, end: float, out: Pat
     fig.suptitle(f"{d['title']} (rendered from Prometheus; team = All)", fontsize=11)
     for p in panels:
         g = p["gridPos"]
-        left, bottom = g["x"] / 24 + 0.01, 1 - (g["y"] + g["h"]) / height + 0.03
-        ax = fig.add_axes((left, bottom, g["w"] / 24 - 0.03, g["h"] / height - 0.07))
+        top, tall = 0.95, 0.95 / height  # the figure's title above the grid
+        left, bottom = g["x"] / 24 + 0.01, top - (g["y"] + g["h"] - 0.4) * tall
+        ax = fig.add_axes((left, bottom, g["w"] / 24 - 0.03, (g["h"] - 1.2) * tall))
         draw(ax, p, prom, start, end)
     path = out / f"dashboard-{dashboard.stem.removeprefix('frugal-')}.png"
     fig.savefig(path, dpi=80)
@@ -161,6 +168,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still stop what was started
     tmp = Path(tempfile.mkdtemp(prefix="frugal-render-"))
     fake, redis_server = FakeOpenAI(api_key="sk-upstream").start(), RedisServer().start()
     gateway = prom = None
