@@ -151,6 +151,10 @@ def test_live_labels_train_a_better_router_that_is_shadowed_promoted_and_rolled_
     assert one["answers"] == {"small": s.SMALL_SAYS, "large": s.LARGE_SAYS}
     assert set(one["cost"]) == {"small", "large", "judge"} and one["team"] == "team-a"
     assert frugal(["router", "labels", "export", "--config", cfg, "--output", str(logs)]) == 0
+    via_api = tmp / "labels-api.jsonl"  # the same through the admin API (an in-process store)
+    assert frugal(["router", "labels", "export", "--gateway", url, "--route", "auto",
+                   "--output", str(via_api)]) == 0  # fmt: skip
+    assert via_api.read_text() == logs.read_text()
     lines = [json.loads(line) for line in logs.read_text().splitlines()]
     assert len(lines) == len(TRAIN) - len(JUDGE_FAILS)
     truth = dict(TRAIN)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.cli import main as frugal
 from gateway.config import Settings
 from gateway.keys import create_key
 from gateway.learning.rollout import state_key
@@ -85,7 +86,8 @@ def test_a_switch_through_one_replica_reaches_every_replica(env: dict[str, Any])
     key = env["key"]
     with GatewayServer(env["make"]()) as one, GatewayServer(env["make"]()) as two:
         assert version(one.url, key) == version(two.url, key) == "heuristic"
-        admin(one.url, "/admin/router/shadow", {"route": ROUTE, "router": "minilm-v1"})
+        shadow = ["router", "shadow", "minilm-v1", "--route", ROUTE, "--gateway", one.url]
+        assert frugal(shadow) == 0
         assert within(10, lambda: (admin(two.url, "/admin/router")["shadow"] or {}).get(
             "router") == "minilm-v1")  # fmt: skip
         version(one.url, key)  # the shadow scores a request on the replica promoting it
