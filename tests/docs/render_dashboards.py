@@ -6,14 +6,17 @@ It starts a real Redis, a fake OpenAI upstream, `frugal serve --workers 2` with 
 their budgets, and Debian's Prometheus scraping the gateway every second (the same stack as
 tests/telemetry/test_dashboards_prometheus.py); sends a few minutes of mixed traffic (routed,
 pinned, cached, streamed, failing and refused requests); then evaluates every panel's PromQL
-through Prometheus' HTTP API and draws the panels with matplotlib on the dashboard's own grid.
+through Prometheus' HTTP API and draws the panels with matplotlib on the dashboard's own grid,
+and keeps `frugal report --team research` for the same traffic.
 It is a picture of what the dashboards show, not a Grafana screenshot: colours, fonts and units
 are matplotlib's. Every process it starts is stopped at the end."""
 
 import argparse
 import json
+import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -187,6 +190,11 @@ def main() -> None:
         print(f"{sent} requests in {args.minutes:g} min")
         for dash in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
             print("wrote", render(dash, prom, start, end, args.out))
+        report = [str(Path(sys.executable).parent / "frugal"), "report", "--team", "research",
+                  "--period", "month", "--url", base]  # fmt: skip
+        out = subprocess.run(report, env={**os.environ, **env}, capture_output=True, text=True)
+        (args.out / "report-research.txt").write_text(out.stdout)
+        print("wrote", args.out / "report-research.txt")
     finally:
         if prom is not None:
             prom.stop()
