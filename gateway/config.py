@@ -319,8 +319,8 @@ class RouteConfig(Strict):
     # A candidate router and threshold, logged on live traffic, never acted on.
     shadow: ShadowConfig | None = None
     cascade: CascadeConfig | None = None  # requests routed to the small tier (streams: `stream`)
-    learning: LearningConfig | None = None  # labels from live traffic (gateway/learning)
     affinity: AffinityConfig | None = None  # conversations stay on their model (opt-in)
+    learning: LearningConfig | None = None  # labels from live traffic (gateway/learning)
 
 
 class Resilience(Strict):

@@ -35,6 +35,7 @@ from gateway.router.resources import ARTIFACTS_DIR
 
 F64 = npt.NDArray[np.float64]
 DEFAULT_VERIFIER = "verifier-v1"
+VIEW_CHARS = 32 * 1024
 TOP_LOGPROBS = 5  # what the cascade asks the small tier for when the verifier reads entropy
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -215,7 +216,11 @@ def signals(
     second: str | None = None,
     finish_reason: str | None = None,
 ) -> dict[str, float]:
-    """Every scalar signal of GROUPS for one (conversation, small answer)."""
+    """Every scalar signal of GROUPS for one (conversation, small answer). The checks read at
+    most a 32 KiB head and tail of the answer (the lengths are the true ones)."""
+    chars = len(answer)
+    if chars > VIEW_CHARS:
+        answer = answer[: VIEW_CHARS * 3 // 4] + "\n" + answer[-VIEW_CHARS // 4 :]
     conv = parse(messages)
     prompt = conv.core or conv.system
     out: dict[str, float] = {}
@@ -231,8 +236,8 @@ def signals(
     kind_math = not kind_choice and not kind_code and bool(_MATH_PROMPT.search(prompt))
     out["agree_present"] = float(second is not None)
     out["agree"] = 0.0 if second is None else _agreement(answer, second, kind_math, kind_choice)
-    out["log_answer_chars"] = math.log1p(len(answer))
-    out["log_length_ratio"] = math.log((len(answer) + 1) / (conv.last_user_chars + 1))
+    out["log_answer_chars"] = math.log1p(chars)
+    out["log_length_ratio"] = math.log((chars + 1) / (conv.last_user_chars + 1))
     out["log_answer_lines"] = math.log1p(answer.count("\n"))
     out["truncated"] = float(finish_reason == "length")
     out["refusal"] = float(bool(_REFUSAL.match(answer)))

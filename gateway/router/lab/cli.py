@@ -124,6 +124,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     from gateway.learning.cli import register as register_learning
 
     register_learning(sub)  # labels export, label, shadow, promote, rollback (gateway/learning)
+    from gateway.router.lab.verifier_cli import register as register_verifier
+
+    register_verifier(sub, run)  # verifier train/eval, report; answers in score, calibrate
 
 
 def run(args: argparse.Namespace) -> int:

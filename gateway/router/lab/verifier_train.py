@@ -301,10 +301,14 @@ def out_of_fold_all(mx: Matrix) -> tuple[dict[str, F64], dict[str, list[float]]]
     chosen: dict[str, list[float]] = {}
     oof["prompt"], chosen["prompt"] = out_of_fold(mx.prompt_x, mx, C_GRID_WIDE)
     for group in (*GROUPS, EMBEDDING_GROUP):
-        x = mx.features([group])
-        if np.ptp(x, axis=0).max() > 0:
-            grid = C_GRID_WIDE if group == EMBEDDING_GROUP else C_GRID
-            oof[f"signal:{group}"], chosen[group] = out_of_fold(x, mx, grid)
+        own = [mx.columns.index(c) for c in GROUPS.get(group, ())]
+        if own and np.ptp(mx.scalars[:, own], axis=0).max() == 0:
+            continue  # not in these records (log-probabilities, second samples)
+        x = mx.scalars[:, own] if own else mx.answer_emb
+        if group == "format":  # the kinds are format signals too: with their interactions
+            x = mx.features([group], interactions=True)
+        grid = C_GRID_WIDE if group == EMBEDDING_GROUP else C_GRID
+        oof[f"signal:{group}"], chosen[group] = out_of_fold(x, mx, grid)
     oof["cascade"], chosen["cascade"] = out_of_fold(mx.features(SHIPPED_GROUPS, True), mx)
     with_emb = mx.features((*SHIPPED_GROUPS, EMBEDDING_GROUP), True)
     oof["cascade+embedding"], chosen["cascade+embedding"] = out_of_fold(with_emb, mx, C_GRID_WIDE)
@@ -356,9 +360,10 @@ def slice_figure(data: Path | None = None, c: float = 0.1) -> dict[str, Any]:
 def train(
     sets: Sequence[str] = VERIFIER_SETS, data: Path | None = None, labels: Sequence[Path] = (),
     name: str = "verifier-v1", out_dir: Path = ARTIFACTS_DIR, n_boot: int = 1000,
-    groups: Sequence[str] = SHIPPED_GROUPS,
+    groups: Sequence[str] = SHIPPED_GROUPS, png: Path | None = None,
 ) -> tuple[VerifierModel, dict[str, Any]]:  # fmt: skip
-    """Evaluate (out-of-fold), then fit on every row and write `<name>.json`."""
+    """Evaluate (out-of-fold), then fit on every row and write `<name>.json`; `png`: the
+    savings page of the out-of-fold schemes on GSM8K (the README's picture)."""
     from gateway.router.lab.verifier_data import read_labels
 
     started = time.monotonic()
@@ -374,6 +379,10 @@ def train(
     q = np.array([r.example.q_small for r in rows]), np.array([r.example.q_large for r in rows])
     cal = calibrate(oof["cascade"], weights, (oof["cascade"], *q))
     threshold = cal.threshold_for_quality(FLOOR)
+    if png is not None and "gsm8k" in sets:
+        from gateway.router.lab.report_frontier import draw_out_of_fold
+
+        draw_out_of_fold(mx, oof, "gsm8k", png, threshold)
     cols = signal_columns(groups)
     meta = {"c": c, "sets": list(sets), "rows": len(rows), "evaluation": report,
             "slice": slice_figure(data),

@@ -1,0 +1,84 @@
+"""The verifier's signals, the shipped artifact (its speed, and its training reproducing the
+figure recorded on a small slice of the public data)."""
+
+import statistics
+import time
+
+import pytest
+
+from gateway.router.verifier import (
+    DEFAULT_VERIFIER,
+    choice_letter,
+    final_number,
+    load_verifier,
+    signals,
+)
+
+MATH = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many apples?"}]
+CHOICE = [{"role": "user", "content": "Which is a mammal?\nA) shark\nB) whale\nC) trout\nAnswer:"}]
+CODE = [{"role": "user", "content": "Write a function to reverse a list."}]
+
+
+def test_math_signals_check_the_arithmetic_and_the_final_number() -> None:
+    good = signals(MATH, "3 + 4 = 7, and 7 * 2 = 14 halves.\n#### 7")
+    assert good["kind_math"] == 1.0 and good["final_number"] == 1.0
+    assert good["arith_wrong"] == 0.0 and good["arith_steps"] > 0
+    bad = signals(MATH, "He has 3 + 4 * 2 = 14 apples.")  # a chain is evaluated whole: 11
+    assert bad["arith_wrong"] == 1.0
+    assert signals(MATH, "Lots of apples.")["math_without_number"] == 1.0
+    assert final_number("so $1,250.50 in total\n#### 1,250.5") == 1250.5
+
+
+def test_choice_and_code_format_checks() -> None:
+    assert signals(CHOICE, "B")["choice_letter"] == 1.0
+    assert signals(CHOICE, "I would say the whale.")["choice_without_letter"] == 1.0
+    assert choice_letter("The answer is (C).") == "C"
+    ok = signals(CODE, "```python\ndef rev(xs):\n    return xs[::-1]\n```")
+    assert ok["kind_code"] == 1.0 and ok["python_parses"] == 1.0 and ok["code_not_python"] == 0
+    js = signals(CODE, "```javascript\nconst rev = xs => xs.reverse();\n```")
+    assert js["code_not_python"] == 1.0
+    broken = signals(CODE, "```python\ndef rev(xs) return xs[::-1]\n```")
+    assert broken["python_parses"] == 0.0 and broken["code_not_python"] == 1.0
+
+
+def test_logprob_agreement_and_hedging_signals() -> None:
+    lp = {"content": [{"token": "7", "logprob": -0.1, "top_logprobs": [
+        {"token": "7", "logprob": -0.1}, {"token": "8", "logprob": -2.5}]},
+        {"token": ".", "logprob": -3.0, "top_logprobs": []}]}  # fmt: skip
+    s = signals(MATH, "7.", lp)
+    assert s["lp_present"] == 1.0 and s["lp_mean"] == pytest.approx(-1.55)
+    assert s["lp_min"] == -3.0 and s["lp_low_share"] == 0.5 and s["lp_entropy"] > 0
+    assert signals(MATH, "7.", [-0.5, -1.5])["lp_mean"] == -1.0  # a plain list (score input)
+    assert signals(MATH, "The total is 7.", second="I get 7 apples.")["agree"] == 1.0
+    assert signals(MATH, "The total is 7.", second="I get 8 apples.")["agree"] == 0.0
+    assert signals(MATH, "It is probably 7, I think.")["hedges"] > 0
+    assert signals(MATH, "I'm sorry, I can't help with that.")["refusal"] == 1.0
+
+
+def test_the_shipped_verifier_scores_in_under_5_ms_at_the_median() -> None:
+    verifier = load_verifier(DEFAULT_VERIFIER)
+    assert not verifier.blocking  # numpy only: no embedding model at serve time
+    answer = "Tom starts with 3 apples.\nHe buys 4 more: 3 + 4 = 7.\n#### 7"
+    assert 0.0 <= verifier.score(MATH, answer) <= 1.0
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        verifier.score(MATH, answer)
+        times.append(time.perf_counter() - start)
+    assert statistics.median(times) < 0.005  # the issue's bound (measured ~0.1 ms)
+    wrong = verifier.score(MATH, "Tom starts with 3 apples.\nHe buys 4 more: 3 + 4 = 8.\n#### 8")
+    assert wrong > verifier.score(MATH, answer)  # a wrong step raises P(large better)
+
+
+def test_training_reproduces_the_recorded_slice_figure() -> None:
+    pytest.importorskip("sklearn")
+    from gateway.router.lab import public_data
+    from gateway.router.lab.verifier_train import slice_figure
+
+    if not public_data.default_data_dir().is_dir():
+        pytest.skip("no routing data")
+    recorded = load_verifier(DEFAULT_VERIFIER).model.meta["slice"]
+    again = slice_figure(None, recorded["c"])
+    assert again["rows"] == recorded["rows"]
+    for name, value in recorded["apgr"].items():
+        assert again["apgr"][name] == pytest.approx(value, abs=1e-9)
