@@ -250,6 +250,7 @@ class Learning:
                 verdict = await self._judge(job, cfg.judge, cap, small, large)
                 spent += Decimal(verdict.cost_usd)
                 label.update(verdict=verdict.verdict, small_score=verdict.small_score,
+                             small_acceptable=verdict.small_acceptable,
                              orders=list(verdict.orders), judge=cfg.judge)  # fmt: skip
                 label["cost"]["judge"] = verdict.cost_usd
             else:

@@ -150,6 +150,8 @@ def test_live_labels_train_a_better_router_that_is_shadowed_promoted_and_rolled_
     one = next(r for r in records if r["verdict"] != "judge_failed")
     assert one["answers"] == {"small": s.SMALL_SAYS, "large": s.LARGE_SAYS}
     assert set(one["cost"]) == {"small", "large", "judge"} and one["team"] == "team-a"
+    assert one["small_acceptable"] == (truth_of(one) != "large")
+    assert all(r["small_acceptable"] is None for r in failed)
     assert frugal(["router", "labels", "export", "--config", cfg, "--output", str(logs)]) == 0
     via_api = tmp / "labels-api.jsonl"  # the same through the admin API (an in-process store)
     assert frugal(["router", "labels", "export", "--gateway", url, "--route", "auto",
@@ -224,6 +226,10 @@ def test_live_labels_train_a_better_router_that_is_shadowed_promoted_and_rolled_
     again = admin(url, "POST", "/admin/router/rollback", {"route": "auto"})
     assert again.status_code == 400  # nothing earlier to roll back to
     settled(url, 0)
+
+
+def truth_of(record: dict[str, Any]) -> str:
+    return dict(TRAIN)[record["messages"][0]["content"]]
 
 
 def labels_of(url: str, route: str) -> list[dict[str, Any]]:
