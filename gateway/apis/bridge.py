@@ -34,7 +34,7 @@ async def serve(
     if headers is not None:  # for an Anthropic upstream: anthropic-version, anthropic-beta
         FORWARDED.set(forwarded(headers))
     if call.endpoint is Endpoint.count_tokens:
-        return messages.count(call)
+        return await messages.count(rt, call)
     if call.endpoint is Endpoint.messages:
         return await messages.serve(rt, call)
     return await responses.serve(rt, call)

@@ -97,9 +97,20 @@ def bridgeable(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def count(call: Call) -> pipeline.Reply:
-    """`/v1/messages/count_tokens`: the prompt counted locally (o200k), no upstream call."""
-    chat = to_chat(validate(CountRequest, call.body))
+async def count(rt: Runtime, call: Call) -> pipeline.Reply:
+    """`/v1/messages/count_tokens`: asked of the upstream when the model named speaks Messages
+    natively (Anthropic's count is exact and free); else counted locally (o200k, an estimate)."""
+    req = validate(CountRequest, call.body)
+    cfg = rt.settings.models.get(req.model)
+    if cfg is not None and "messages" in cfg.apis and req.model not in rt.router.unavailable:
+        body = {**call.body, "model": cfg.model}
+        _, counted = await rt.resilient.call(
+            [req.model], lambda m: rt.providers[m].complete(Endpoint.count_tokens, body),
+            call.attempts, call.request_id,
+        )  # fmt: skip
+        headers = {"x-request-id": call.request_id, "x-frugal-model": req.model}
+        return pipeline.Reply(counted.body, headers)
+    chat = to_chat(req)
     n = tokens.count_messages(chat["messages"])
     for tool in chat.get("tools") or ():
         n += tokens.count_text(orjson.dumps(tool["function"]).decode())

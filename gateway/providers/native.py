@@ -1,7 +1,7 @@
 """Upstreams that speak a client API natively (`models.<name>.apis`): OpenAI's Responses API
-(`/responses`, Bearer key) and Anthropic's Messages API (`/messages`, `x-api-key`, with the
-client's `anthropic-version` and `anthropic-beta` forwarded unchanged). The client's request
-is passed through (gateway/apis/native.py builds it) and the answer comes back as it is:
+(`/responses`, Bearer key) and Anthropic's Messages API (`/messages`, `/messages/count_tokens`;
+`x-api-key`, the client's `anthropic-version` and `anthropic-beta` forwarded unchanged). The
+client's request is passed through (gateway/apis/native.py builds it) and the answer comes back as it is:
 a whole response or message, or a stream of events, each yielded as its parsed `data` object
 (which names its own `type`), unknown types included. Chat, completions and embeddings go
 on as for any OpenAI-compatible upstream (a model may speak several APIs).
@@ -25,7 +25,8 @@ from gateway.providers.openai_compat import Lines, OpenAICompatProvider
 from gateway.telemetry.tracecontext import UPSTREAM_TRACEPARENT
 from gateway.usage import usage_from
 
-NATIVE = frozenset({Endpoint.responses, Endpoint.messages})
+NATIVE = frozenset({Endpoint.responses, Endpoint.messages, Endpoint.count_tokens})
+ANTHROPIC = frozenset({Endpoint.messages, Endpoint.count_tokens})
 # The request's headers that go to an Anthropic upstream unchanged (set by the translator).
 FORWARDED: ContextVar[Mapping[str, str] | None] = ContextVar("frugal_forwarded", default=None)
 FORWARD = ("anthropic-version", "anthropic-beta")
@@ -101,7 +102,7 @@ class NativeProvider(OpenAICompatProvider):
                 ).after_send()
 
     async def _post(self, endpoint: Endpoint, body: dict[str, Any]) -> Response:
-        if endpoint is not Endpoint.messages:
+        if endpoint not in ANTHROPIC:
             return await super()._post(endpoint, body)
         headers = {**self._anthropic, "anthropic-version": ANTHROPIC_VERSION}
         headers.update(FORWARDED.get() or {})

@@ -23,6 +23,7 @@ from gateway.providers.base import Endpoint
 from gateway.usage import Usage
 from tests.conftest import model_cfg
 from tests.support.fake_native import (
+    COUNTED,
     MESSAGES_USAGE,
     TEXT,
     UNKNOWN_MESSAGES_EVENT,
@@ -255,6 +256,17 @@ def test_messages_stream_passes_every_event(
     assert "ping" in types and UNKNOWN_MESSAGES_EVENT in types
     assert types[0] == "message_start" and types[-1] == "message_stop"
     assert fake.seen[-1].headers["anthropic-version"] == "x"  # forwarded unchanged
+
+
+def test_count_tokens_asks_a_native_upstream(claude: anthropic.Anthropic, fake: FakeNative) -> None:
+    messages: Any = [{"role": "user", "content": "Say hello"}]
+    counted = claude.messages.count_tokens(model="claude-native", messages=messages)
+    assert counted.input_tokens == COUNTED
+    assert fake.seen[-1].path == "/v1/messages/count_tokens"
+    assert fake.seen[-1].headers["x-api-key"] == UPSTREAM_KEY
+    assert fake.seen[-1].body["model"] == "fake-claude"
+    local = claude.messages.count_tokens(model="small-a", messages=messages)  # bridged: local
+    assert 0 < local.input_tokens < 50 and len(fake.seen) == 1
 
 
 def test_a_messages_only_model_takes_no_chat(oai: openai.OpenAI, fake: FakeNative) -> None:

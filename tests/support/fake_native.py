@@ -22,6 +22,7 @@ UNKNOWN_MESSAGES_EVENT = "frugal_test_unknown"
 RESPONSES_USAGE = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 4},
                    "output_tokens": 9, "output_tokens_details": {"reasoning_tokens": 2},
                    "total_tokens": 21}  # fmt: skip
+COUNTED = 4242  # what count_tokens answers
 MESSAGES_USAGE = {"input_tokens": 11, "cache_read_input_tokens": 5,
                   "cache_creation_input_tokens": 0, "output_tokens": 9}  # fmt: skip
 
@@ -46,6 +47,7 @@ class FakeNative(FakeOpenAI):
         app = super()._app()
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count)
         return app
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
@@ -100,6 +102,12 @@ class FakeNative(FakeOpenAI):
 
     # --- Anthropic Messages --------------------------------------------------------------
 
+    async def _count(self, request: web.Request) -> web.Response:
+        if self.api_key and request.headers.get("x-api-key") != self.api_key:
+            return _anthropic_error(401, "authentication_error", "invalid x-api-key")
+        await self._record(request)
+        return await _count_reply(COUNTED)
+
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         if self.api_key and request.headers.get("x-api-key") != self.api_key:
             return _anthropic_error(401, "authentication_error", "invalid x-api-key")
@@ -129,6 +137,10 @@ class FakeNative(FakeOpenAI):
             {"type": "message_stop"},
         ]  # fmt: skip
         return await _sse(request, events)
+
+
+async def _count_reply(n: int) -> web.Response:
+    return web.json_response({"input_tokens": n})
 
 
 async def _sse(request: web.Request, events: list[dict[str, Any]]) -> web.StreamResponse:
