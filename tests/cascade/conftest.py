@@ -9,14 +9,18 @@ import pytest
 
 from gateway.router.verifier import VerifierModel
 
+Spec = tuple[tuple[str, ...], tuple[str, ...], tuple[float, ...], float]
+# P(large better) = sigmoid(-4 * lp_mean - 2 + 6 * arith_wrong): an answer whose tokens average
+# log-probability -0.05 passes (0.13); -2.0 fails (0.998); a wrong step fails.
+DEFAULT: Spec = (("logprob", "format"), ("lp_mean", "arith_wrong"), (-4.0, 6.0), -2.0)
 
-def write_verifier(folder: Path, name: str = "verifier-test") -> Path:
-    """P(large better) = sigmoid(-4 * lp_mean - 2 + 6 * arith_wrong): an answer whose tokens
-    average log-probability -0.05 passes (0.13); -2.0 fails (0.998); a wrong step fails."""
-    model = VerifierModel(
-        name, ("logprob", "format"), ("lp_mean", "arith_wrong"), np.zeros(2), np.ones(2),
-        np.array([-4.0, 6.0]), -2.0, 0.5, {"note": "test verifier"},
-    )  # fmt: skip
+
+def write_verifier(folder: Path, name: str = "verifier-test", spec: Spec = DEFAULT) -> Path:
+    """A verifier artifact (groups, signal columns, weights, bias; no standardisation)."""
+    groups, columns, weights, bias = spec
+    n = len(columns)
+    model = VerifierModel(name, groups, columns, np.zeros(n), np.ones(n), np.array(weights),
+                          bias, 0.5, {"note": "test verifier"})  # fmt: skip
     path = folder / f"{name}.json"
     path.write_text(json.dumps(model.to_json()))
     return path

@@ -15,11 +15,14 @@ import pytest
 
 from gateway.config import Settings
 from gateway.keys import create_key
+from tests.cascade.conftest import write_verifier
 from tests.conftest import model_cfg
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.servers import GatewayServer
 
 KEY_ENV = "FRUGAL_TEST_CASCADE_UPSTREAM_KEY"
+# P(large better) = sigmoid(5 - 10 * agree): two samples that agree pass (0.007)
+AGREEMENT = (("agreement",), ("agree_present", "agree"), (0.0, -10.0), 5.0)
 MSG = [{"role": "user", "content": "Tom has 3 apples and buys 4 more. How many now?"}]
 POLICY = """
 teams:
@@ -30,7 +33,7 @@ teams:
 """
 
 
-def _settings(url: str, policies: Path, verifier: Path) -> Settings:
+def _settings(url: str, policies: Path, verifier: Path, agree: Path) -> Settings:
     def model(upstream: str, tier: str, out: str) -> dict[str, Any]:
         return model_cfg(url, upstream, tier=tier, api_key_env=KEY_ENV,
                          price={"input_per_mtok": "0.10", "output_per_mtok": out})  # fmt: skip
@@ -50,6 +53,12 @@ def _settings(url: str, policies: Path, verifier: Path) -> Settings:
                 "cascade": {**cascade, "stream": "check"},
             },
             "unchecked-stream": {"tiers": ["small", "large"], "threshold": 1.0, "cascade": cascade},
+            "hybrid": {"tiers": ["small", "large"], "threshold": 0.0, "cascade": cascade},
+            "agreeing": {
+                "tiers": ["small", "large"],
+                "threshold": 1.0,
+                "cascade": {"verifier": str(agree), "samples": 2},
+            },
         },
         policies_dir=policies,
     )
@@ -64,7 +73,8 @@ def gw(
     policies = tmp_path_factory.mktemp("policies")
     (policies / "teams.yaml").write_text(POLICY)
     keys = {t: create_key(policies, t) for t in ("open", "tight")}
-    settings = _settings(fake_openai.url, policies, verifier_file)
+    agree = write_verifier(tmp_path_factory.mktemp("agree"), "verifier-agree", AGREEMENT)
+    settings = _settings(fake_openai.url, policies, verifier_file, agree)
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=20) as c:
         yield c, keys
     mp.undo()
@@ -185,3 +195,27 @@ def test_streams_bypass_the_check_by_default(gw: Any, upstream: FakeOpenAI) -> N
     r, text, _ = _stream(gw, "unchecked-stream")
     assert r.headers["x-frugal-model"] == "small-a" and "x-frugal-cascade" not in r.headers
     assert text and "logprobs" not in upstream.requests[-1]
+
+
+def test_the_hybrid_sends_sure_hard_prompts_straight_to_large(
+    gw: Any, upstream: FakeOpenAI
+) -> None:
+    r = _post(gw, "hybrid")  # the route's own threshold 0: every prompt is "sure hard"
+    assert r.status_code == 200, r.text
+    assert r.headers["x-frugal-model"] == "large-a" and "x-frugal-cascade" not in r.headers
+    assert [q["model"] for q in upstream.requests] == ["fake-large"]  # no small call
+
+
+def test_a_second_sample_gives_the_agreement_signal_and_stays_hidden(
+    gw: Any, upstream: FakeOpenAI
+) -> None:
+    _small_says(upstream, "3 + 4 = 7. The answer is 7.")
+    r = _post(gw, "agreeing")
+    assert r.status_code == 200, r.text
+    sent = upstream.requests[-1]
+    assert sent["model"] == "fake-small" and sent["n"] == 2
+    assert r.headers["x-frugal-model"] == "small-a"
+    assert r.headers["x-frugal-cascade"].startswith("passed verifier verifier-agree 0.00")
+    body = r.json()
+    assert len(body["choices"]) == 1  # the client asked for one answer
+    assert body["usage"]["completion_tokens"] == 20  # both samples were billed

@@ -94,3 +94,36 @@ def test_calibrate_gives_the_cascade_a_threshold(
     assert main(["router", "calibrate", "--verifier", str(verifier_file), "--input",
                  str(labels), "--target-large-share", "0.5", "--json"]) == 0  # fmt: skip
     assert 0.0 <= json.loads(capsys.readouterr().out)["threshold"] <= 1.0
+
+
+def test_the_verifier_trains_on_your_labels_with_logprobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels only (no public set): the small answers that came with low log-probabilities
+    were the wrong ones, so the trained verifier learns to read log-probabilities."""
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(1)
+    lines = []
+    for i in range(120):
+        wrong = i % 4 == 0
+        lp = [float(v) for v in rng.normal(-2.5 if wrong else -0.2, 0.3, size=6)]
+        lines.append({"id": f"q{i}", "prompt": f"Tell me about topic {i}.",
+                      "messages": [{"role": "user", "content": f"Tell me about topic {i}."}],
+                      "answers": {"small": f"Topic {i} is interesting.", "large": "Indeed."},
+                      "logprobs": lp,
+                      "acceptable": {"small": not wrong, "large": True}})  # fmt: skip
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("\n".join(json.dumps(x) for x in lines))
+    assert main(["router", "verifier", "train", "--sets", "", "--labels", str(labels), "--name",
+                 "verifier-mine", "--out", str(tmp_path), "--boot", "20"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "| logs (120) | cascade |" in printed
+    from gateway.router.verifier import VerifierModel
+
+    data = json.loads((tmp_path / "verifier-mine.json").read_text())
+    model = VerifierModel.from_json(data)
+    assert model.uses_logprobs  # the gateway will ask the small tier for them
+    cascade_apgr = data["meta"]["evaluation"]["sets"]["logs"]["schemes"]["cascade"]["apgr"]
+    # out-of-fold, every wrong answer first: the oracle's 1 - 0.25 / 2 (a quarter are wrong)
+    assert cascade_apgr["value"] == pytest.approx(0.875)
+    assert "slice" not in data["meta"]  # the public slice is recorded only with public sets
