@@ -5,8 +5,11 @@ learns, from the deployment's labelled prompts, two in-domain terms (lab/adapt.p
 - an in-domain expert: a ridge regression of the large tier's gain on the row's embedding
   and length (standardised, like every `DenseModel`);
 - a kNN term: the mean centred gain of the k labelled prompts nearest by cosine.
-The score blends them with the prior's logit, each term standardised by its spread on the
-labels (out-of-fold) and weighted as chosen by cross-validation on the labels:
+The score blends them with the prior's logit and, optionally (`--public-experts`; measured no
+better, so off by default: weight 0), the logits of the prior's own experts, each term
+standardised by its spread on the labels (out-of-fold) and weighted as chosen by
+cross-validation on the labels:
+    terms = [prior logit, expert_logit_1..E of the prior, in-domain expert, kNN]
     score = sigmoid(sum_i weight_i * (term_i - centre_i) / spread_i)
 A weight of 0 drops a term (the prior itself can be dropped when the labels say it misleads).
 The score ranks prompts; thresholds come from the artifact's calibration, which an adapted
@@ -22,7 +25,6 @@ from gateway.router.model import DenseModel
 
 F32 = npt.NDArray[np.float32]
 EMBEDDING_DIMS = 384
-TERMS = ("prior", "expert", "knn")
 
 
 def logit(p: F32) -> F32:
@@ -43,28 +45,31 @@ def knn_mean(basis: F32, values: F32, emb: F32, k: int) -> F32:
 
 @dataclass(frozen=True, slots=True)
 class Adapter:
-    weights: F32  # (3,) per term of TERMS
-    centre: F32  # (3,)
-    spread: F32  # (3,)
+    weights: F32  # (3 + E,) per term: prior, E public experts, in-domain expert, kNN
+    centre: F32  # (3 + E,)
+    spread: F32  # (3 + E,)
     expert: DenseModel
     basis: F32  # (m, 384) unit embeddings of the labelled prompts
     values: F32  # (m,) their gains less the mean gain
     k: int
 
-    def terms(self, prior: F32, x: F32) -> F32:
-        """(n, 3): the prior's logit, the expert's output and the kNN mean for each row."""
+    def terms(self, prior: F32, public: F32, x: F32) -> F32:
+        """(n, 3 + E): the prior's logit, its experts' logits (`public`, (n, E)), the in-domain
+        expert's output and the kNN mean for each row (terms weighted 0 are left at 0)."""
         x2 = np.atleast_2d(x).astype(np.float32)
-        n = len(x2)
-        zero = np.zeros(n, np.float32)
-        expert = self.expert.logits(x2) if self.weights[1] else zero
-        knn = knn_mean(self.basis, self.values, x2[:, :EMBEDDING_DIMS], self.k)
-        if not self.weights[2]:
-            knn = zero
-        return np.stack([logit(np.asarray(prior, np.float32)), expert, knn], axis=1)
+        zero = np.zeros(len(x2), np.float32)
+        expert = self.expert.logits(x2) if self.weights[-2] else zero
+        knn = zero
+        if self.weights[-1]:
+            knn = knn_mean(self.basis, self.values, x2[:, :EMBEDDING_DIMS], self.k)
+        public = np.asarray(public, np.float32).reshape(len(x2), -1)
+        first = logit(np.asarray(prior, np.float32))[:, None]
+        return np.concatenate([first, public, expert[:, None], knn[:, None]], axis=1)
 
-    def apply(self, prior: F32, x: F32) -> F32:
-        """The adapted score of each row, from the prior's score and the feature row."""
-        z = (self.terms(prior, x) - self.centre) / self.spread
+    def apply(self, prior: F32, public: F32, x: F32) -> F32:
+        """The adapted score of each row, from the prior's score, its experts' logits and the
+        feature row."""
+        z = (self.terms(prior, public, x) - self.centre) / self.spread
         blend = np.clip(z @ self.weights, -30.0, 30.0)
         out: F32 = (1.0 / (1.0 + np.exp(-blend))).astype(np.float32)
         return out

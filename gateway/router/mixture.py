@@ -67,13 +67,18 @@ class Mixture:
         probs: F32 = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
         return probs
 
+    def expert_logits(self, x: F32) -> F32:
+        """(n, n_experts): each expert's logit for each row of `x`."""
+        x2 = np.atleast_2d(x).astype(np.float32)
+        if self._linear is not None:
+            out: F32 = np.clip(x2 @ self._linear[0] + self._linear[1], -30.0, 30.0)
+            return out
+        return np.stack([e.logits(x2) for e in self.experts], axis=1)
+
     def predict(self, x: F32) -> F32:
         """P(large needed) for each row of `x`."""
         x2 = np.atleast_2d(x).astype(np.float32)
-        if self._linear is not None:
-            by_expert = np.clip(x2 @ self._linear[0] + self._linear[1], -30.0, 30.0)
-        else:
-            by_expert = np.stack([e.logits(x2) for e in self.experts], axis=1)
+        by_expert = self.expert_logits(x2)
         per_class = 1.0 / (
             1.0 + np.exp(-(by_expert[:, list(self.expert_of_class)] + self.class_offset))
         )
@@ -82,7 +87,7 @@ class Mixture:
         if self.neighbours is not None:
             score = np.clip(score + self.neighbours.term(x2[:, :GATE_DIMS], gate), 0.0, 1.0)
         if self.adapter is not None:
-            score = self.adapter.apply(score, x2)
+            score = self.adapter.apply(score, by_expert, x2)
         return score
 
     def prior(self) -> "Mixture":

@@ -88,8 +88,9 @@ def test_adapter_roundtrips_through_the_artifact(tmp_path: Path) -> None:
                         (np.zeros(1, np.float32),))  # fmt: skip
     basis = rng.normal(size=(50, 384)).astype(np.float32)
     basis /= np.linalg.norm(basis, axis=1, keepdims=True)
-    adapter = Adapter(np.array([1.0, 0.5, 0.5], np.float32), np.zeros(3, np.float32),
-                      np.ones(3, np.float32), expert, basis,
+    # terms: prior, the prior's one expert, the in-domain expert, kNN
+    adapter = Adapter(np.array([1.0, 0.3, 0.5, 0.5], np.float32), np.zeros(4, np.float32),
+                      np.ones(4, np.float32), expert, basis,
                       rng.normal(size=50).astype(np.float32), 5)  # fmt: skip
     prior = Mixture.single(expert)
     model = prior.with_adapter(adapter)

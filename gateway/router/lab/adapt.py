@@ -5,8 +5,9 @@ only the labelled rows are embedded (through the usual embedding cache). On thos
 1. out-of-fold terms (grouped folds over the labelled rows): the in-domain expert for every
    ridge penalty of `ALPHAS`, the kNN mean for every k of `K_GRID` (each fold's terms come
    from the other folds' rows only), and the prior's logit;
-2. the blend: the (alpha, k, weights) whose blend of the standardised out-of-fold terms has
-   the highest APGR on the labels (ties keep the simpler blend, the prior alone first);
+2. the blend: alpha and k whose term alone ranks the labels best (out-of-fold APGR), then
+   the weights by non-negative least squares of the gain on the standardised terms (picking
+   the best of ~250 blends by APGR instead did worse on most RouterBench pairs tried);
 3. the final terms refitted on every labelled row with that choice.
 `cross_validate` wraps all of it in an outer fold loop, so the reported in-domain figures are
 nested out-of-fold: no label scores a prompt it belongs to, nor chooses the blend that does.
@@ -56,11 +57,13 @@ def one_blas_thread() -> Iterator[None]:
 class Choice:
     alpha: float
     k: int
-    weights: tuple[float, float, float]  # prior, expert, kNN
+    weights: tuple[float, ...]  # prior, the prior's E experts, in-domain expert, kNN
     inner_apgr: float
 
     def describe(self) -> dict[str, Any]:
-        weights = dict(zip(("prior", "expert", "knn"), self.weights, strict=True))
+        public = [f"public_{i}" for i in range(len(self.weights) - 3)]
+        names = ["prior", *public, "expert", "knn"]
+        weights = dict(zip(names, self.weights, strict=True))
         return {"ridge_alpha": self.alpha, "knn_k": self.k, "inner_apgr": self.inner_apgr,
                 "weights": weights}  # fmt: skip
 
@@ -106,11 +109,12 @@ class Terms:
     """Out-of-fold terms of the labelled rows."""
 
     prior: F64
+    public: F64  # (n, E) the prior's expert logits
     expert: dict[float, F64]
     knn: dict[int, F64]
 
 
-def oof_terms(prior_scores: F64, x: F32, gain: F64, folds: I64) -> Terms:
+def oof_terms(prior_scores: F64, public: F64, x: F32, gain: F64, folds: I64) -> Terms:
     expert = {a: np.zeros(len(x)) for a in ALPHAS}
     knn = {k: np.zeros(len(x)) for k in K_GRID}
     emb = _unit(x[:, :EMBEDDING_DIMS])
@@ -124,7 +128,7 @@ def oof_terms(prior_scores: F64, x: F32, gain: F64, folds: I64) -> Terms:
         for k in K_GRID:
             knn[k][test] = knn_mean(emb[train], values, emb[test], k)
     prior = logit(prior_scores.astype(np.float32)).astype(np.float64)
-    return Terms(prior, expert, knn)
+    return Terms(prior, np.asarray(public, np.float64), expert, knn)
 
 
 def _standard(values: F64) -> F64:
@@ -133,21 +137,25 @@ def _standard(values: F64) -> F64:
     return out
 
 
-def choose(terms: Terms, gain: F64) -> Choice:
+def choose(terms: Terms, gain: F64, use_public: bool = False) -> Choice:
     """The ridge penalty and k whose term alone ranks the labels best (out-of-fold APGR), then
     the blend weights by non-negative least squares of the gain on the standardised terms
-    (a few coefficients fitted, rather than the best of many blends picked: less noise)."""
+    (a few coefficients fitted, rather than the best of many blends picked: less noise).
+    Without `use_public` the prior's experts get no weight of their own."""
     out = Outcomes(np.zeros(len(gain)), gain)
     alpha = max(ALPHAS, key=lambda a: apgr(terms.expert[a], out))
     k = max(K_GRID, key=lambda kk: apgr(terms.knn[kk], out))
-    z = np.stack([_standard(terms.prior), _standard(terms.expert[alpha]),
-                  _standard(terms.knn[k])], axis=1)  # fmt: skip
-    coef = nnls(z, gain - gain.mean())
+    n_public = terms.public.shape[1]
+    columns = [terms.prior, *terms.public.T, terms.expert[alpha], terms.knn[k]]
+    z = np.stack([_standard(c) for c in columns], axis=1)
+    usable = np.ones(z.shape[1], dtype=bool)
+    usable[1 : 1 + n_public] = use_public
+    coef = np.zeros(z.shape[1])
+    coef[usable] = nnls(z[:, usable], gain - gain.mean())
     if not coef.any():
-        coef = np.array([1.0, 0.0, 0.0])
+        coef[0] = 1.0
     weights = tuple(float(c) for c in coef / coef.max())
-    value = apgr(z @ coef, out)
-    return Choice(alpha, k, (weights[0], weights[1], weights[2]), value)
+    return Choice(alpha, k, weights, apgr(z @ coef, out))
 
 
 def nnls(a: F64, b: F64) -> F64:
@@ -166,16 +174,25 @@ def nnls(a: F64, b: F64) -> F64:
 
 
 def fit_adapter(
-    prior_scores: F64, x: F32, gain: F64, groups: Sequence[str], seed: int = 0
+    prior_scores: F64,
+    public: F64,
+    x: F32,
+    gain: F64,
+    groups: Sequence[str],
+    seed: int = 0,
+    use_public: bool = False,
 ) -> tuple[Adapter, Choice]:
-    """The adapter for these labelled rows (`prior_scores`: the prior's scores of them)."""
+    """The adapter for these labelled rows (`prior_scores`: the prior's scores of them,
+    `public`: its experts' logits, (n, E))."""
+    n_terms = 3 + public.shape[1]
     if len(x) < MIN_ROWS:
-        return _prior_only(x), Choice(ALPHAS[0], K_GRID[0], (1.0, 0.0, 0.0), float("nan"))
-    terms = oof_terms(prior_scores, x, gain, group_folds(groups, FOLDS, seed))
-    choice = choose(terms, gain)
+        weights = (1.0,) + (0.0,) * (n_terms - 1)
+        return _prior_only(x, n_terms), Choice(ALPHAS[0], K_GRID[0], weights, float("nan"))
+    terms = oof_terms(prior_scores, public, x, gain, group_folds(groups, FOLDS, seed))
+    choice = choose(terms, gain, use_public)
     expert = ridge(x, gain, [choice.alpha])[0]
-    stats = [_zscore(terms.prior), _zscore(terms.expert[choice.alpha]),
-             _zscore(terms.knn[choice.k])]  # fmt: skip
+    columns = [terms.prior, *terms.public.T, terms.expert[choice.alpha], terms.knn[choice.k]]
+    stats = [_zscore(c) for c in columns]
     adapter = Adapter(
         weights=np.asarray(choice.weights, np.float32),
         centre=np.asarray([s[0] for s in stats], np.float32),
@@ -188,22 +205,32 @@ def fit_adapter(
     return adapter, choice
 
 
-def _prior_only(x: F32) -> Adapter:
+def _prior_only(x: F32, n_terms: int) -> Adapter:
     n_inputs = x.shape[1]
     zeros = np.zeros(n_inputs, np.float32)
     expert = DenseModel(zeros, np.ones(n_inputs, np.float32), (np.zeros((n_inputs, 1),
                         np.float32),), (np.zeros(1, np.float32),))  # fmt: skip
-    return Adapter(np.asarray([1.0, 0.0, 0.0], np.float32), np.zeros(3, np.float32),
-                   np.ones(3, np.float32), expert, np.zeros((1, EMBEDDING_DIMS), np.float32),
-                   np.zeros(1, np.float32), 1)  # fmt: skip
+    weights = np.zeros(n_terms, np.float32)
+    weights[0] = 1.0
+    return Adapter(weights, np.zeros(n_terms, np.float32), np.ones(n_terms, np.float32),
+                   expert, np.zeros((1, EMBEDDING_DIMS), np.float32), np.zeros(1, np.float32),
+                   1)  # fmt: skip
 
 
-def adapted_scores(prior_scores: F64, adapter: Adapter, x: F32) -> F64:
-    return adapter.apply(prior_scores.astype(np.float32), x).astype(np.float64)
+def adapted_scores(prior_scores: F64, public: F64, adapter: Adapter, x: F32) -> F64:
+    return adapter.apply(prior_scores.astype(np.float32), public.astype(np.float32), x).astype(
+        np.float64
+    )
 
 
 def cross_validate(
-    prior_scores: F64, x: F32, gain: F64, groups: Sequence[str], seed: int = 0
+    prior_scores: F64,
+    public: F64,
+    x: F32,
+    gain: F64,
+    groups: Sequence[str],
+    seed: int = 0,
+    use_public: bool = False,
 ) -> tuple[F64, list[dict[str, Any]]]:
     """Nested out-of-fold adapted scores of the labelled rows, and each outer fold's choice."""
     folds = group_folds(groups, FOLDS, seed + 1000)
@@ -213,8 +240,8 @@ def cross_validate(
     for fold in np.unique(folds):
         test, train = folds == fold, folds != fold
         inner_groups = [g for g, keep in zip(group_list, train, strict=True) if keep]
-        adapter, choice = fit_adapter(prior_scores[train], x[train], gain[train], inner_groups,
-                                      seed)  # fmt: skip
-        scores[test] = adapted_scores(prior_scores[test], adapter, x[test])
+        adapter, choice = fit_adapter(prior_scores[train], public[train], x[train], gain[train],
+                                      inner_groups, seed, use_public)  # fmt: skip
+        scores[test] = adapted_scores(prior_scores[test], public[test], adapter, x[test])
         chosen.append({"fold": int(fold), **choice.describe()})
     return scores, chosen

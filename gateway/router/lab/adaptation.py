@@ -55,6 +55,7 @@ def train_adapted(
     n_boot: int = 1000,
     use_cache: bool = True,
     embedder: MiniLMEmbedder | None = None,
+    use_public: bool = False,
 ) -> Artifact:
     started = time.perf_counter()
     prior = artifacts.load(artifacts.DEFAULT_NAME if prior_name == "default" else prior_name)
@@ -71,12 +72,13 @@ def train_adapted(
     x = build(examples, embedder, use_cache).x  # embedded (and cached) file by file
     embedded = time.perf_counter()
     prior_scores = prior.model.predict(x).astype(np.float64)
+    public = prior.model.expert_logits(x).astype(np.float64)
     gain = np.array([e.gain for e in examples], dtype=np.float64)
     groups = [e.group for e in examples]
     out = outcomes(examples)
     with one_blas_thread():
-        oof, folds = cross_validate(prior_scores, x, gain, groups)
-        adapter, choice = fit_adapter(prior_scores, x, gain, groups)
+        oof, folds = cross_validate(prior_scores, public, x, gain, groups, 0, use_public)
+        adapter, choice = fit_adapter(prior_scores, public, x, gain, groups, 0, use_public)
     fitted = time.perf_counter()
     in_domain = {
         "adapted": evaluate_set(oof, out, n_boot),
@@ -89,7 +91,8 @@ def train_adapted(
         "embedder": prior.meta.get("embedder", {}),
         "features": prior.meta.get("features", []),
         "model": {**prior.meta.get("model", {}), "adapter": {
-            **choice.describe(), "terms": ["prior logit", "ridge on embedding+length", "kNN"],
+            **choice.describe(),
+            "terms": ["prior logit", "prior expert logits", "ridge on embedding+length", "kNN"],
             "labelled_rows": len(examples)}},
         "data": {"logs": [str(p) for p in logs], "rows": len(examples),
                  "prior_data": prior.meta.get("data", {})},

@@ -74,6 +74,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="with --logs: the router the labels adapt (default: the shipped one)",
     )
     train.add_argument(
+        "--public-experts",
+        action="store_true",
+        help="with --logs: let the labels re-weight the prior's own experts too",
+    )
+    train.add_argument(
         "--retrain",
         action="store_true",
         help="with --logs: retrain everything on the public sets plus the logs instead of "
@@ -102,6 +107,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     proto.add_argument("--seeds", type=int, default=5)
     proto.add_argument("--boot", type=int, default=200, help="bootstrap resamples per seed")
     proto.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    proto.add_argument(
+        "--public-experts",
+        action="store_true",
+        help="let the labels re-weight the prior's own experts too (measured: no better)",
+    )
     proto.set_defaults(fn=run, router_handler=protocol_cmd)
     score = sub.add_parser("score", help="score prompts: JSONL in, JSONL {id, score} out")
     score.add_argument("--input", type=Path, required=True)

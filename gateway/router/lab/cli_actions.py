@@ -50,7 +50,7 @@ def _adapt_cmd(args: argparse.Namespace) -> int:
 
     out = args.out or ARTIFACTS_DIR
     art = train_adapted(args.logs, args.name or "adapted", out, args.prior, args.boot,
-                        not args.no_cache)  # fmt: skip
+                        not args.no_cache, use_public=args.public_experts)  # fmt: skip
     rows = art.meta["data"]["rows"]
     print(f"in-domain, {rows} labelled rows (nested 5-fold out-of-fold; 95% bootstrap CI):")
     print(format_in_domain(art.meta))
@@ -66,7 +66,8 @@ def protocol_cmd(args: argparse.Namespace) -> int:
     corpus = load_corpus(Options(data_dir=args.data, sets=sets))
     ns = [int(n) for n in args.ns.split(",") if n]
     result = protocol.run(corpus, sets, ns, args.seeds, args.boot,
-                          log=lambda line: print(line, file=sys.stderr))  # fmt: skip
+                          log=lambda line: print(line, file=sys.stderr),
+                          use_public=args.public_experts)  # fmt: skip
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(protocol.format_table(result))

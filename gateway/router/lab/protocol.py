@@ -3,9 +3,9 @@
 For each public set S: the prior is the shipped spec trained on the *other* sets (what a
 deployment whose traffic the public data never saw starts with); then, for each seed and each
 N in `NS` (where S leaves at least `MIN_TEST` rows to test on), N labelled rows of S are drawn
-(whole groups: MMLU subjects are not groups here, MT-Bench questions are, so both turns of a
-question fall on one side), the adapter is fitted on them (lab/adapt.py, its own inner CV), and
-both the adapter and the prior alone are scored on the rest of S. N = 0 is the prior on all of S.
+(MT-Bench by question, so both turns of a question fall on one side; the other sets by row),
+the adapter is fitted on them (lab/adapt.py, with its own inner CV), and both the adapter and
+the prior alone are scored on the rest of S. N = 0 is the prior on all of S.
 
 Figures: APGR per set and N, the mean over seeds; the 95% CI is that of the mean over seeds
 under a bootstrap of the test rows (resample b of every seed averaged, then percentiles); the
@@ -28,7 +28,11 @@ from gateway.router.lab.training import Spec, fit
 F64 = npt.NDArray[np.float64]
 NS: tuple[int, ...] = (100, 300, 1000)
 SEEDS = 5
-MIN_TEST = 100
+MIN_TEST = 50
+# Sets whose groups are related rows (MT-Bench: a question's two turns) are drawn by group;
+# the others by row (MMLU's groups are its 57 subjects: drawing whole subjects would make the
+# labels another domain than the test rows).
+DRAW_BY_GROUP = frozenset({"mt_bench"})
 N_BOOT = 200
 SET_WEIGHT_POWER = 0.5
 PRIOR_SPEC = Spec(
@@ -102,18 +106,22 @@ def run(
     seeds: int = SEEDS,
     n_boot: int = N_BOOT,
     log: Any = None,
+    use_public: bool = False,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    result: dict[str, Any] = {"sets": {}, "ns": list(ns), "seeds": seeds, "min_test": MIN_TEST}
+    result: dict[str, Any] = {"sets": {}, "ns": list(ns), "seeds": seeds, "min_test": MIN_TEST,
+                              "public_experts": use_public}  # fmt: skip
     for name in sets or corpus.sets:
         rows = np.flatnonzero(corpus.mask(name))
         x, gain = corpus.x[rows], corpus.gain[rows]
-        groups = [corpus.examples[int(i)].group for i in rows]
+        groups = [corpus.examples[int(i)].group if name in DRAW_BY_GROUP else str(int(i))
+                  for i in rows]  # fmt: skip
         out = corpus.outcomes(corpus.mask(name))
         t0 = time.perf_counter()
         with one_blas_thread():
             prior = prior_without(corpus, name)
         prior_scores = prior.predict(x).astype(np.float64)
+        public = prior.expert_logits(x).astype(np.float64)
         entry: dict[str, Any] = {"n": len(rows), "prior_fit_seconds": time.perf_counter() - t0}
         rng = np.random.default_rng(0)
         idx_all = [rng.integers(0, len(rows), len(rows)) for _ in range(n_boot)]
@@ -130,10 +138,11 @@ def run(
                 lab = np.flatnonzero(labelled)
                 t1 = time.perf_counter()
                 with one_blas_thread():
-                    adapter, choice = fit_adapter(prior_scores[lab], x[lab], gain[lab],
-                                                  [groups[i] for i in lab], seed)  # fmt: skip
+                    adapter, choice = fit_adapter(prior_scores[lab], public[lab], x[lab],
+                                                  gain[lab], [groups[i] for i in lab], seed,
+                                                  use_public)  # fmt: skip
                 cell.seconds.append(time.perf_counter() - t1)
-                scores = adapted_scores(prior_scores[test], adapter, x[test])
+                scores = adapted_scores(prior_scores[test], public[test], adapter, x[test])
                 sub = out.take(test)
                 cell.adapted.append(m.apgr(scores, sub))
                 cell.prior.append(m.apgr(prior_scores[test], sub))
