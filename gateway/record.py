@@ -24,13 +24,15 @@ def _log(call: Call) -> None:
     d = call.decision
     u = call.usage
     log.info(
-        "request request_id=%s team=%s key_id=%s endpoint=%s route=%s model=%s tier=%s "
-        "outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s "
+        "request request_id=%s team=%s key_id=%s endpoint=%s route=%s router=%s model=%s "
+        "tier=%s outcome=%s cache=%s prompt_tokens=%s completion_tokens=%s estimated=%s "
         "cached_tokens=%s cache_write_tokens=%s cache_write_1h_tokens=%s reasoning_tokens=%s "
-        "service_tier=%s cost_usd=%s savings_usd=%s attempts=%s ms=%.1f trace_id=%s router=%s",
+        "service_tier=%s cost_usd=%s savings_usd=%s attempts=%s ms=%.1f trace_id=%s",
         call.request_id, call.principal.team, call.principal.key_id or "-",
         (call.api or call.endpoint).value,  # the client's API (a bridged one: messages, ...)
-        (d.route or "pinned") if d else "-", call.model or "-", d.tier.value if d else "-",
+        (d.route or "pinned") if d else "-",
+        d.extra.get("router_version", "-") if d else "-",  # the scorer's version (routed only)
+        call.model or "-", d.tier.value if d else "-",
         call.outcome, call.cache, u.prompt_tokens if u else "-",
         u.completion_tokens if u else "-", u.estimated if u else "-",
         # the token classes the cost was worked out from (gateway/usage.py)
@@ -44,5 +46,4 @@ def _log(call: Call) -> None:
         call.elapsed_ms(),
         # the trace of this request's spans when it was sampled (telemetry/tracecontext.py)
         f"{call.trace.trace_id:032x}" if call.trace is not None and call.trace.sampled else "-",
-        d.extra.get("router_version", "-") if d else "-",  # the scorer's version (routed only)
     )  # fmt: skip
