@@ -298,6 +298,17 @@ class CascadeConfig(Strict):
     # doubles the small tier's cost and time, so only for local models.
     samples: int = Field(default=1, ge=1, le=2)
 
+    @field_validator("verifier")
+    @classmethod
+    def _verifier_loads(cls, name: str | None) -> str | None:
+        """Load the verifier now (once per process): a missing or broken artifact fails at
+        start-up, naming the known ones, not on the first request."""
+        if name is not None:
+            from gateway.router.verifier import load_verifier
+
+            load_verifier(name)
+        return name
+
 
 class AffinityConfig(Strict):
     """Keep a conversation on the model it started on while that provider's prompt cache is

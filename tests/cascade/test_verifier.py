@@ -82,3 +82,13 @@ def test_training_reproduces_the_recorded_slice_figure() -> None:
     assert again["rows"] == recorded["rows"]
     for name, value in recorded["apgr"].items():
         assert again["apgr"][name] == pytest.approx(value, abs=1e-9)
+
+
+def test_an_unknown_verifier_fails_at_start_up() -> None:
+    from pydantic import ValidationError
+
+    from gateway.config import CascadeConfig
+
+    with pytest.raises(ValidationError, match="unknown verifier 'nope'; known: verifier-v1"):
+        CascadeConfig(verifier="nope")
+    assert CascadeConfig(verifier="verifier-v1").verifier == "verifier-v1"

@@ -385,9 +385,10 @@ def train(
         draw_out_of_fold(mx, oof, "gsm8k", png, threshold)
     cols = signal_columns(groups)
     meta = {"c": c, "sets": list(sets), "rows": len(rows), "evaluation": report,
-            "slice": slice_figure(data),
             "calibration": cal.to_json(), "train_seconds": round(time.monotonic() - started, 1),
-            "threshold_rule": f"quality floor {FLOOR}, public rows, out-of-fold"}  # fmt: skip
+            "threshold_rule": f"quality floor {FLOOR}, every set equal, out-of-fold"}  # fmt: skip
+    if set(SLICE) <= set(sets):
+        meta["slice"] = slice_figure(data)
     vm = VerifierModel(name, tuple(groups), cols, model.mean, model.scale, model.coef,
                        model.bias, threshold, meta, interactions=True)  # fmt: skip
     if out_dir is not None:
