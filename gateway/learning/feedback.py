@@ -4,7 +4,7 @@
     {"request_id": "<x-request-id of the answer>", "score": 0.0..1.0}   or   "thumbs": "up"|"down"
 
 Only the team that made the request may score it; an unknown request, one of another team, or
-one whose memo has expired (route `learning.retention_days`) answers 404 alike. A second
+one older than the route's `learning.feedback_window_hours` answers 404 alike. A second
 feedback on the same request replaces the first."""
 
 import time

@@ -5,7 +5,8 @@ record with the conversation, both answers (where known), their costs and the ve
 after the route's `learning.retention_days`. Sources: `paired` (the other tier asked too, a
 judge compared), `cascade` (the small answer failed the cascade's check), `feedback` (the
 application's score of an answer). Feedback needs a memo of the answer it scores:
-`frugal:learn:memo:<team>:<request id>` (same retention; a team's key reaches only its own).
+`frugal:learn:memo:<team>:<request id>` (kept `learning.feedback_window_hours`; a team's key
+reaches only its own).
 
 Export (`to_log_line`): the user-log format of gateway/router/README.md ("Your own logs"):
     paired:   acceptable.small = min(1, 2 x small_score), large = 1 (small_score: 1 = small better
@@ -44,9 +45,9 @@ class Labels:
         key = label_key(label["team"], label["source"], label["request_id"])
         await self.store.set(key, orjson.dumps(label), retention_days * 86_400)
 
-    async def memo(self, request_id: str, memo: dict[str, Any], retention_days: int) -> None:
+    async def memo(self, request_id: str, memo: dict[str, Any], ttl_s: float) -> None:
         key = memo_key(memo["team"], request_id)
-        await self.store.set(key, orjson.dumps(memo), retention_days * 86_400)
+        await self.store.set(key, orjson.dumps(memo), ttl_s)
 
     async def get_memo(self, team: str, request_id: str) -> dict[str, Any] | None:
         raw = await self.store.get(memo_key(team, request_id))

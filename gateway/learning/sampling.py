@@ -133,7 +133,8 @@ class Learning:
                     "model": call.model, "messages": call.body.get("messages"),
                     "tools": bool(call.body.get("tools")), "answer": text,
                     "cost": str(call.cost or 0)}  # fmt: skip
-            self._later(self.labels.memo(call.request_id, memo, cfg.retention_days))
+            ttl = cfg.feedback_window_hours * 3600
+            self._later(self.labels.memo(call.request_id, memo, ttl))
         if cfg.sample_share <= 0 or self.random.random() >= cfg.sample_share:
             return
         if not isinstance(call.body.get("messages"), list):

@@ -48,6 +48,11 @@ def loop(
     cfg["routes"]["tight"] = {"tiers": ["small", "large"], "router": "heuristic",
                               "learning": {"sample_share": 1.0, "daily_budget_usd": "0.000001",
                                            "judge": "judge-a"}}  # fmt: skip
+    cfg["routes"]["brief"] = {
+        "tiers": ["small", "large"],
+        "router": "heuristic",
+        "learning": {"feedback_window_hours": 0.0005},
+    }  # 1.8 s
     cfg["routes"]["cascading"] = {"tiers": ["small", "large"], "router": "heuristic",
                                   "threshold": 1.0, "cascade": {},
                                   "learning": {"sample_share": 0.0}}  # fmt: skip
@@ -348,3 +353,14 @@ def test_a_streamed_answer_is_sampled_too(loop: dict[str, Any]) -> None:
     streamed = "".join(WORDS)
     assert label["answers"][served] == streamed
     assert label["verdict"] in ("tie", "large_better", "small_better")
+
+
+def test_feedback_is_accepted_within_the_window_only(loop: dict[str, Any]) -> None:
+    url, key = loop["url"], loop["keys"]["team-a"]
+    first, second = (chat(url, key, p, model="brief") for p in ("one", "two"))
+    settled(url, 0)
+    ok = feedback(url, key, {"request_id": first.headers["x-request-id"], "score": 1})
+    assert ok.status_code == 200
+    time.sleep(6)
+    late = feedback(url, key, {"request_id": second.headers["x-request-id"], "score": 1})
+    assert late.status_code == 404
