@@ -51,8 +51,8 @@ def loop(
     cfg["routes"]["brief"] = {
         "tiers": ["small", "large"],
         "router": "heuristic",
-        "learning": {"feedback_window_hours": 0.0005},
-    }  # 1.8 s
+        "learning": {"feedback_window_hours": 0.0015},  # 5.4 s
+    }
     cfg["routes"]["cascading"] = {"tiers": ["small", "large"], "router": "heuristic",
                                   "threshold": 1.0, "cascade": {},
                                   "learning": {"sample_share": 0.0}}  # fmt: skip
