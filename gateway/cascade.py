@@ -73,14 +73,18 @@ def threshold_of(cfg: CascadeConfig, verifier: Verifier) -> float:
     return verifier.model.threshold if cfg.threshold is None else cfg.threshold
 
 
-def upstream_extra(cfg: CascadeConfig, stream: bool = False) -> dict[str, Any]:
+def upstream_extra(cfg: CascadeConfig, stream: bool = False, chat: bool = True) -> dict[str, Any]:
     """Fields the small call needs for the check: log-probabilities when the verifier reads
-    them (their top alternatives give the entropy), a second sample for agreement, and for a
-    checked stream no streaming (the answer is checked whole). None removes a field."""
+    them (their top alternatives give the entropy; the completions API takes their number), a
+    second sample for agreement, and for a checked stream no streaming (the answer is checked
+    whole). None removes a field."""
     extra: dict[str, Any] = {"stream": None, "stream_options": None} if stream else {}
     verifier = verifier_of(cfg)
     if verifier is not None and verifier.model.uses_logprobs:
-        extra.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        if chat:
+            extra.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        else:
+            extra["logprobs"] = TOP_LOGPROBS
     if verifier is not None and cfg.samples > 1:
         extra["n"] = cfg.samples
     return extra

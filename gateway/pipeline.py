@@ -86,7 +86,8 @@ async def _generate(
     cfg = _cascading(rt, call, req)  # the route's cascade, when its small tier answers first
     if req.stream and cfg is None:
         return await _stream(rt, call, req, held, lookup)
-    extra = cascade.upstream_extra(cfg, bool(req.stream)) if cfg else {}
+    chat = call.endpoint is Endpoint.chat
+    extra = cascade.upstream_extra(cfg, bool(req.stream), chat) if cfg else {}
     body = await _complete(rt, call, req, held, extra)
     escalate = await _cascade(rt, call, req, body, admission)  # the small answer failed
     cascade.without_extra(body, extra, call.body)  # what the check asked for, hidden

@@ -117,3 +117,15 @@ def test_a_checked_stream_on_llama_is_replaced_by_the_large_stream(
                    for x in lines if json.loads(x[6:])["choices"])  # fmt: skip
     assert text == "Frugal routes each prompt to the cheapest good model."
     assert upstream.requests[-1]["stream"] is True
+
+
+def test_a_text_completion_on_llama_is_checked_too(gw: httpx.Client, upstream: FakeOpenAI) -> None:
+    body = {"model": "cascade", "prompt": "Once upon a time", "max_tokens": 8}
+    r = gw.post("/v1/completions", json=body)
+    assert r.status_code == 200, r.text
+    # llama-server answered the completions API's integer `logprobs` with its log-probabilities
+    assert r.headers["x-frugal-cascade"].startswith("escalated from stories: verifier")
+    assert r.headers["x-frugal-model"] == "large-a"
+    assert (
+        upstream.requests[-1]["model"] == "fake-large" and "logprobs" not in upstream.requests[-1]
+    )
