@@ -40,6 +40,7 @@ WEIGHTS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)  # expert and kNN weights (pri
 FOLDS = 5
 EXPERT_COLUMNS = "embedding+length"
 MIN_ROWS = 20  # fewer labels than this: the adapter is the prior alone
+MAX_BASIS = 5000  # labelled prompts kept for the kNN term at serve time
 
 
 @contextlib.contextmanager
@@ -193,13 +194,16 @@ def fit_adapter(
     expert = ridge(x, gain, [choice.alpha])[0]
     columns = [terms.prior, *terms.public.T, terms.expert[choice.alpha], terms.knn[choice.k]]
     stats = [_zscore(c) for c in columns]
+    keep = np.arange(len(x))
+    if len(x) > MAX_BASIS:  # the kNN base: a seeded sample (the lookup costs ~0.1 ms per 1k)
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), MAX_BASIS, replace=False))
     adapter = Adapter(
         weights=np.asarray(choice.weights, np.float32),
         centre=np.asarray([s[0] for s in stats], np.float32),
         spread=np.asarray([s[1] for s in stats], np.float32),
         expert=expert,
-        basis=_unit(x[:, :EMBEDDING_DIMS]).astype(np.float16).astype(np.float32),
-        values=(gain - gain.mean()).astype(np.float32),
+        basis=_unit(x[keep, :EMBEDDING_DIMS]).astype(np.float16).astype(np.float32),
+        values=(gain[keep] - gain.mean()).astype(np.float32),
         k=choice.k,
     )
     return adapter, choice
