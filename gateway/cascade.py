@@ -4,6 +4,7 @@ mean token log-probability (where the upstream returned them). The learned check
 (gateway/router/verifier.py) scores (conversation, small answer) and escalates at or above the
 route's threshold. Budget-aware: a team whose budget says small only is never escalated."""
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Any
 from gateway.config import CascadeConfig
 from gateway.router.model_thread import run_model
 from gateway.router.verifier import TOP_LOGPROBS, Verifier, load_verifier
+
+log = logging.getLogger("frugal.cascade")
 
 _REFUSAL = re.compile(
     r"^\s*(?:I'm sorry|I am sorry|Sorry|I apologi[sz]e|As an AI|I can(?:no|')t (?:help|assist|"
@@ -129,12 +132,18 @@ async def check(
         return Verdict(None, "passed")
     choices = [c for c in body.get("choices") or () if isinstance(c, dict)]
     first = choices[0]
+    if isinstance(first.get("message"), dict) and first["message"].get("tool_calls"):
+        return Verdict(None, "passed")  # a tool call: nothing the verifier was trained on
     second = _texts(choices[1]) if cfg.samples > 1 and len(choices) > 1 else None
     args = (messages, _texts(first), first.get("logprobs"), second, first.get("finish_reason"))
-    if verifier.blocking:
-        score = await run_model(verifier.score, *args)
-    else:
-        score = verifier.score(*args)
+    try:
+        if verifier.blocking:
+            score = await run_model(verifier.score, *args)
+        else:
+            score = verifier.score(*args)
+    except Exception:  # a failing check must not fail the request: the answer stands
+        log.exception("cascade: verifier %s failed; the small answer is kept", verifier.name)
+        return Verdict(None, f"verifier {verifier.name} failed: kept", None)
     threshold = threshold_of(cfg, verifier)
     if score >= threshold:
         why = f"verifier {verifier.name} {score:.3f}>={threshold:g}"
