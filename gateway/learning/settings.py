@@ -32,6 +32,7 @@ class LearningConfig(BaseModel):
     # Application feedback (POST /v1/feedback) needs a memo of each answer of the route, kept
     # this long (the window in which feedback is accepted; every answer is stored that long).
     feedback: bool = True
+    # Hours each answer's memo is kept: the window in which POST /v1/feedback is accepted.
     feedback_window_hours: float = Field(default=24.0, gt=0, le=24 * 365)
     queue_max: int = Field(default=1000, ge=1)  # sampled answers waiting; beyond: dropped
     workers: int = Field(default=2, ge=1, le=64)  # paired calls in flight at once
