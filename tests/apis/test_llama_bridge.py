@@ -38,6 +38,7 @@ def test_messages_on_llama(gateway_url: str) -> None:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text and 0 < final.usage.output_tokens <= 8
+    client.close()
 
 
 @pytest.mark.llama
@@ -57,3 +58,4 @@ def test_responses_on_llama(gateway_url: str) -> None:
     )
     assert events[-1].type in ("response.completed", "response.incomplete")
     assert events[-1].response.usage is not None and events[-1].response.usage.input_tokens > 0
+    client.close()

@@ -3,6 +3,7 @@ onto the fake OpenAI-compatible upstream: the request the upstream receives, the
 stream the client reads, tools both ways, errors in Anthropic's shape, routing and the cache."""
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -23,8 +24,11 @@ TOOLS: list[Any] = [
 
 
 @pytest.fixture
-def client(gateway: Gateway, fake: ToolStreamingFake) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=gateway.keys["alpha"], max_retries=0)
+def client(gateway: Gateway, fake: ToolStreamingFake) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(
+        base_url=gateway.url, api_key=gateway.keys["alpha"], max_retries=0
+    ) as client:  # closed: no socket left to the garbage collector
+        yield client
 
 
 def test_create_translates_request_and_answer(
@@ -229,7 +233,7 @@ def test_count_tokens_calls_no_upstream(
 
 def test_x_api_key_and_bearer_auth(gateway: Gateway, fake: ToolStreamingFake) -> None:
     bad = anthropic.Anthropic(base_url=gateway.url, api_key="sk-not-a-frugal-key", max_retries=0)
-    with pytest.raises(anthropic.AuthenticationError) as e:
+    with bad, pytest.raises(anthropic.AuthenticationError) as e:
         bad.messages.create(
             model="small-a", max_tokens=5, messages=[{"role": "user", "content": "Hi"}]
         )

@@ -2,6 +2,7 @@
 upstream: the chat request the upstream receives, the response object, the event stream, tools
 both ways, usage details, refusals of what a bridge cannot honour, and routing."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,8 +23,11 @@ TOOLS: list[Any] = [
 
 
 @pytest.fixture
-def client(gateway: Gateway, fake: ToolStreamingFake) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.keys["alpha"], max_retries=0)
+def client(gateway: Gateway, fake: ToolStreamingFake) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=f"{gateway.url}/v1", api_key=gateway.keys["alpha"], max_retries=0
+    ) as client:  # closed: no socket left to the garbage collector
+        yield client
 
 
 def test_create_translates_request_and_answer(
@@ -198,8 +202,9 @@ def test_tool_call_stream(client: openai.OpenAI, fake: ToolStreamingFake) -> Non
 
 
 def test_previous_response_id_continues_the_conversation(
-    client: openai.OpenAI, fake: ToolStreamingFake, gateway: Gateway
-) -> None:
+    client: openai.OpenAI, fake: ToolStreamingFake, gateway: Gateway,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     first = client.responses.create(
         model="small-a", instructions="Be brief.", input="Look up x", tools=TOOLS
     )
@@ -230,6 +235,7 @@ def test_previous_response_id_continues_the_conversation(
     # The stored response is found by its team, and only by it.
     assert client.responses.retrieve(second.id).output_text == TEXT
     other = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.keys["beta"], max_retries=0)
+    request.addfinalizer(other.close)
     with pytest.raises(openai.NotFoundError):
         other.responses.retrieve(second.id)
     with pytest.raises(openai.NotFoundError):
