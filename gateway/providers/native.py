@@ -1,9 +1,9 @@
 """Upstreams that speak a client API natively (`models.<name>.apis`): OpenAI's Responses API
 (`/responses`, Bearer key) and Anthropic's Messages API (`/messages`, `/messages/count_tokens`;
 `x-api-key`, the client's `anthropic-version` and `anthropic-beta` forwarded unchanged). The
-client's request is passed through (gateway/apis/native.py builds it) and the answer comes back as it is:
-a whole response or message, or a stream of events, each yielded as its parsed `data` object
-(which names its own `type`), unknown types included. Chat, completions and embeddings go
+client's request is passed through (gateway/apis/native.py builds it) and the answer comes back
+as it is: a whole response or message, or a stream of events, each yielded as its parsed `data`
+object (which names its own `type`), unknown types included. Chat, completions and embeddings go
 on as for any OpenAI-compatible upstream (a model may speak several APIs).
 
 Errors follow the OpenAI-compatible provider's mapping (resilience.py's rule); an `error`
