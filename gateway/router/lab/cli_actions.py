@@ -134,11 +134,17 @@ def _labelled(records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | 
     return np.array([e.q_small for e in ex]), np.array([e.q_large for e in ex])
 
 
+def _name(router: str) -> str:
+    return artifacts.DEFAULT_NAME if router == "default" else router
+
+
 def calibrate_cmd(args: argparse.Namespace) -> int:
     from gateway.router.loading import calibration
 
     if args.input is None:
-        cal, source = calibration(args.router), f"artifact {args.router} (public sets)"
+        adapted = "adaptation" in artifacts.load(_name(args.router)).meta
+        where = "its labels, out-of-fold" if adapted else "public sets"
+        cal, source = calibration(args.router), f"artifact {args.router} ({where})"
     else:
         _, scores, records = _scores(args.router, args.input)
         s = np.asarray(scores, dtype=np.float64)
