@@ -45,8 +45,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "hedging": ("refusal", "hedges", "asks_back"),
     "format": (
         "kind_math", "kind_choice", "kind_code", "final_number", "math_without_number",
-        "arith_steps", "arith_wrong", "choice_letter", "choice_without_letter", "code_block",
-        "python_parses", "code_not_python",
+        "final_not_integer", "final_negative", "final_marked", "arith_steps", "arith_wrong",
+        "choice_letter", "choice_without_letter", "code_block", "python_parses",
+        "code_not_python",
     ),
 }  # fmt: skip
 EMBEDDING_GROUP = "embedding"
@@ -70,6 +71,10 @@ _HEDGE = re.compile(
     r"\b(?:I think|I believe|probably|possibly|perhaps|might be|may be|not sure|unsure|"
     r"it depends|unclear|cannot be determined|can't be determined|not enough information|"
     r"assuming|approximately|I'm not certain|it seems)\b",
+    re.IGNORECASE,
+)
+_FINAL_MARK = re.compile(
+    r"####|\\boxed|\b(?:the (?:final )?answer is|final answer|therefore|thus|in total)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
@@ -243,13 +248,17 @@ def signals(
     out["refusal"] = float(bool(_REFUSAL.match(answer)))
     out["hedges"] = min(len(_HEDGE.findall(answer)), 5) / 5.0
     out["asks_back"] = float(answer.rstrip().endswith("?"))
-    has_number = final_number(answer) is not None
+    final = final_number(answer)
+    has_number = final is not None
     steps, wrong = _arith(answer)
     letter = choice_letter(answer)
     block, parses, other = _python(answer)
     out.update(
         kind_math=float(kind_math), kind_choice=float(kind_choice), kind_code=float(kind_code),
         final_number=float(has_number), math_without_number=float(kind_math and not has_number),
+        final_not_integer=float(final is not None and abs(final - round(final)) > 1e-9),
+        final_negative=float(final is not None and final < 0),
+        final_marked=float(bool(_FINAL_MARK.search(answer[-2000:]))),
         arith_steps=math.log1p(steps), arith_wrong=float(min(wrong, 3)),
         choice_letter=float(letter is not None and (not options or letter in options)),
         choice_without_letter=float(kind_choice and (letter is None or letter not in options)),

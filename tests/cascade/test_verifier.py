@@ -27,6 +27,11 @@ def test_math_signals_check_the_arithmetic_and_the_final_number() -> None:
     assert bad["arith_wrong"] == 1.0
     assert signals(MATH, "Lots of apples.")["math_without_number"] == 1.0
     assert final_number("so $1,250.50 in total\n#### 1,250.5") == 1250.5
+    half = signals(MATH, "Each gets 7 / 2 = 3.5 apples.")  # counts of things are whole
+    assert half["final_not_integer"] == 1.0 and half["final_marked"] == 0.0
+    marked = signals(MATH, "3 + 4 = 7.\nThe answer is 7.")
+    assert marked["final_marked"] == 1.0 and marked["final_not_integer"] == 0.0
+    assert signals(MATH, "3 - 4 = -1")["final_negative"] == 1.0
 
 
 def test_choice_and_code_format_checks() -> None:
