@@ -2,7 +2,9 @@
 
 A request naming a concrete model goes there (no fallback: the client pinned it). A request
 naming a route is scored by the route's scorer; score >= threshold picks the route's most
-capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier first."""
+capable tier, otherwise its cheapest. Fallback candidates follow, nearest tier first. Models
+that cannot take the request (its images, tools, prompt length or API; capabilities.py) are
+left out; a tier with none left gives way to the nearest that has one, and the reason says so."""
 
 import hashlib
 import json
