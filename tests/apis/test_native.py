@@ -166,6 +166,21 @@ def test_previous_response_id_stays_on_the_model_holding_its_state(
     assert [s.body["model"] for s in fake.seen] == ["fake-gpt"] * 3
 
 
+def test_responses_tool_round_trip_passes_through(oai: openai.OpenAI, fake: FakeNative) -> None:
+    tools: Any = [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}]
+    first = oai.responses.create(model="auto", input="Look up x", tools=tools)
+    call = first.output[0]
+    assert call.type == "function_call" and call.name == "lookup"
+    assert call.arguments == '{"x": 1}'
+    result: Any = [{"type": "function_call_output", "call_id": call.call_id, "output": "42"}]
+    second = oai.responses.create(
+        model="auto", input=result, tools=tools, previous_response_id=first.id
+    )
+    assert second.output_text == TEXT
+    assert fake.seen[-1].body["input"] == result  # as the client sent it
+    assert fake.seen[-1].body["previous_response_id"] == first.id
+
+
 def test_bridged_model_still_bridges(oai: openai.OpenAI, fake: FakeNative) -> None:
     raw = oai.responses.with_raw_response.create(model="cheap", input="Say hello")
     assert raw.headers["x-frugal-model"] == "small-a"
@@ -199,6 +214,25 @@ def test_what_only_a_native_upstream_can_take_is_routed_to_one(
 
 
 # --- Anthropic Messages ------------------------------------------------------------------
+
+
+def test_messages_tool_round_trip_passes_through(
+    claude: anthropic.Anthropic, fake: FakeNative
+) -> None:
+    tools: Any = [{"name": "lookup", "description": "Look up", "input_schema": {"type": "object"}}]
+    ask: Any = {"role": "user", "content": "Look up x"}
+    first = claude.messages.create(model="claude", max_tokens=64, tools=tools, messages=[ask])
+    use = first.content[0]
+    assert first.stop_reason == "tool_use" and use.type == "tool_use" and use.input == {"x": 1}
+    turns: Any = [
+        ask,
+        {"role": "assistant", "content": [use.model_dump()]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                      "content": "42"}]},
+    ]  # fmt: skip
+    second = claude.messages.create(model="claude", max_tokens=64, tools=tools, messages=turns)
+    assert second.content[0].text == TEXT  # type: ignore[union-attr]
+    assert fake.seen[-1].body["messages"][2]["content"][0]["type"] == "tool_result"
 
 
 def test_server_tools_go_to_the_native_upstream(

@@ -69,9 +69,14 @@ class FakeNative(FakeOpenAI):
         self.made.add(rid)
         msg = {"type": "message", "id": f"msg_{rid}", "status": "completed", "role": "assistant",
                "content": [{"type": "output_text", "text": TEXT, "annotations": []}]}  # fmt: skip
+        output: list[dict[str, Any]] = [msg]
+        if _wants_tool(body.get("tools"), body.get("input"), "function_call_output"):
+            output = [{"type": "function_call", "id": f"fc_{rid}", "call_id": "call_1",
+                       "name": body["tools"][0]["name"], "arguments": '{"x": 1}',
+                       "status": "completed"}]  # fmt: skip
         response = {
             "id": rid, "object": "response", "created_at": int(time.time()),
-            "status": "completed", "model": body.get("model"), "output": [msg],
+            "status": "completed", "model": body.get("model"), "output": output,
             "previous_response_id": prev, "parallel_tool_calls": True, "tool_choice": "auto",
             "tools": [], "usage": RESPONSES_USAGE, "error": None, "incomplete_details": None,
         }  # fmt: skip
@@ -119,6 +124,17 @@ class FakeNative(FakeOpenAI):
             "model": body.get("model"), "content": [{"type": "text", "text": TEXT}],
             "stop_reason": "end_turn", "stop_sequence": None, "usage": MESSAGES_USAGE,
         }  # fmt: skip
+        last = (body.get("messages") or [{}])[-1].get("content")
+        if _wants_tool(body.get("tools"), last, "tool_result"):
+            message["content"] = [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": body["tools"][0]["name"],
+                    "input": {"x": 1},
+                }
+            ]
+            message["stop_reason"] = "tool_use"  # fmt: skip
         if not body.get("stream"):
             return web.json_response(message)
         start_usage = {**MESSAGES_USAGE, "output_tokens": 1}
@@ -137,6 +153,14 @@ class FakeNative(FakeOpenAI):
             {"type": "message_stop"},
         ]  # fmt: skip
         return await _sse(request, events)
+
+
+def _wants_tool(tools: Any, last: Any, result: str) -> bool:
+    """Call the first (client) tool, unless the input already ends with a tool's result."""
+    if not tools or tools[0].get("type") not in (None, "function", "custom"):
+        return False
+    items = last if isinstance(last, list) else []
+    return not any(isinstance(i, dict) and i.get("type") == result for i in items)
 
 
 async def _count_reply(n: int) -> web.Response:
