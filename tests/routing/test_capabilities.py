@@ -129,3 +129,20 @@ def test_apis_decide_who_can_take_a_request() -> None:
     chat = of(ModelConfig(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1"))
     assert refusal(chat, Needs(10, api="responses")) is None  # bridged
     assert refusal(chat, Needs(10, api="responses", native=True)) is not None
+
+
+def test_config_rejects_what_cannot_work() -> None:
+    from pydantic import ValidationError
+
+    from gateway.config import RouteConfig
+
+    with pytest.raises(ValidationError, match="apis other than chat need provider 'openai'"):
+        ModelConfig(provider="litellm", model="anthropic/claude-sonnet-4-5", apis=("messages",))
+    with pytest.raises(ValidationError):
+        ModelConfig(model="m", base_url="http://127.0.0.1:9/v1", apis=("grpc",))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        ModelConfig(model="m", base_url="http://127.0.0.1:9/v1", apis=())
+    with pytest.raises(ValidationError):
+        RouteConfig(tiers=["small"], affinity={"window_s": 0})  # type: ignore[list-item,arg-type]
+    with pytest.raises(ValidationError):
+        RouteConfig(tiers=["small"], affinity={"window": 60})  # type: ignore[list-item,arg-type]
