@@ -5,6 +5,7 @@ stream event come back as they were (unknown event types included), usage is rea
 native shapes for the cost, Anthropic's headers are forwarded with x-api-key auth, and a
 conversation continued with previous_response_id stays on the model holding its state."""
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,8 @@ from tests.support.fake_native import (
 from tests.support.servers import GatewayServer
 
 KEY_ENV = "FRUGAL_TEST_NATIVE_KEY"
+ADMIN = "admin-secret-for-native-tests"
+SPENDER: list[str] = []  # the key of a team with a budget (set by the gateway fixture)
 UPSTREAM_KEY = "sk-native-upstream-456"
 
 
@@ -49,8 +52,11 @@ def native_gw(
 ) -> Iterator[tuple[str, str]]:
     mp = pytest.MonkeyPatch()
     mp.setenv(KEY_ENV, UPSTREAM_KEY)
+    mp.setenv("FRUGAL_ADMIN_KEY", ADMIN)
     folder = tmp_path_factory.mktemp("policies")
     key = create_key(folder, "native")
+    SPENDER.append(create_key(folder, "spender"))
+    (folder / "teams.yaml").write_text('teams:\n  spender: {budgets: {month: "1.00"}}\n')
     url = native_fake.url
     models = {
         "small-a": model_cfg(url, "fake-small", tier="small", api_key_env=KEY_ENV),
@@ -308,6 +314,36 @@ def test_a_messages_only_model_takes_no_chat(oai: openai.OpenAI, fake: FakeNativ
         oai.chat.completions.create(model="claude", messages=[{"role": "user", "content": "Hi"}])
     assert e.value.code == "no_capable_model"
     assert "does not speak the chat API" in e.value.message
+
+
+def test_passed_through_spend_is_charged_to_the_budget(
+    native_gw: tuple[str, str], fake: FakeNative
+) -> None:
+    """Whole and streamed answers of both APIs: each charged from the upstream's own usage."""
+    url, _ = native_gw
+    key = SPENDER[0]
+    ask = [{"role": "user", "content": "Say hello"}]
+    with httpx.Client(base_url=url, timeout=10) as c:
+        for stream in (False, True):
+            r = c.post("/v1/messages", headers={"x-api-key": key},
+                       json={"model": "claude", "max_tokens": 64, "messages": ask,
+                             "stream": stream})  # fmt: skip
+            assert r.status_code == 200 and r.headers["x-frugal-model"] == "claude-native"
+            r = c.post("/v1/responses", headers={"authorization": f"Bearer {key}"},
+                       json={"model": "auto", "input": "Say hello", "stream": stream,
+                             "store": False})  # fmt: skip
+            assert r.status_code == 200 and r.headers["x-frugal-model"] == "gpt-native"
+        # Messages: (11 + 5) x $3/M + 9 x $15/M; Responses: 12 x $2/M + 9 x $8/M; twice each
+        expected = 2 * (Decimal("0.000183") + Decimal("0.000096"))
+        spent = Decimal(0)
+        for _ in range(50):  # settles are written shortly after the answer
+            rows = c.get("/admin/budgets?team=spender",
+                         headers={"authorization": f"Bearer {ADMIN}"})  # fmt: skip
+            spent = Decimal(rows.json()["budgets"][0]["spent_usd"])
+            if spent >= expected:
+                break
+            time.sleep(0.05)
+    assert spent == expected
 
 
 # --- the relay's accounting --------------------------------------------------------------
