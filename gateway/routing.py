@@ -79,6 +79,13 @@ class Router:
         self.capabilities: dict[str, Capabilities] = {
             n: capabilities.of(m) for n, m in self._models.items()
         }
+        self._windowed = {
+            r: any(
+                self.capabilities[n].max_input_tokens is not None
+                for n, m in self._models.items() if m.tier in route.tiers and m.kind == "chat"
+            )
+            for r, route in self._routes.items()
+        }  # fmt: skip
         self._scorers: dict[str, Scorer] = {}
         for r in self._routes.values():
             for name in (r.router, r.shadow.router if r.shadow else None):
@@ -119,11 +126,7 @@ class Router:
     def windowed(self, route_name: str) -> bool:
         """Whether a model of the route has a known context window (the prompt is then
         counted for routing even when no budget needs it)."""
-        tiers = set(self._routes[route_name].tiers)
-        return any(
-            self.capabilities[n].max_input_tokens is not None
-            for n, m in self._models.items() if m.tier in tiers and m.kind == "chat"
-        )  # fmt: skip
+        return self._windowed[route_name]
 
     def windows(self) -> dict[str, int | None]:
         """Each model's context window (None: unknown), for the context-length fallback."""
