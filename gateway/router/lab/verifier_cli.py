@@ -194,6 +194,10 @@ def report_cmd(args: argparse.Namespace) -> int:
 
     if args.png is None and args.html is None:
         raise ValueError("give --png FILE and/or --html FILE")
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        raise ValueError("the report draws with matplotlib: pip install -e '.[report]'") from None
     rows, records, out = read_rows(args.input)
     schemes = schemes_from_artifacts(
         rows, records, args.router, args.adapted, args.verifier, args.threshold,

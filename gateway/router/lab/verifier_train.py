@@ -46,7 +46,7 @@ from gateway.router.verifier import (
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-C_GRID = (0.1, 1.0)  # signals only (a few dozen columns)
+C_GRID = (0.1, 1.0, 10.0, 100.0)  # signals only (a few hundred columns with interactions)
 C_GRID_WIDE = (0.003, 0.03)  # with a 384-d embedding
 SKIP_GRID = (0.0, 0.05, 0.1, 0.2, 0.3)
 FLOOR = 0.95
