@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from gateway.router.conversation import parse
 from gateway.router.featurize import embedding_text
+from gateway.router.heuristic import router_view
 from gateway.router.resources import ARTIFACTS_DIR
 
 F64 = npt.NDArray[np.float64]
@@ -83,15 +84,24 @@ _OP = "[-+*/x\u00d7\u00f7]"  # also the multiplication and division signs
 _ARITH = re.compile(
     rf"((?:{_NUM}\s*{_OP}\s*)+{_NUM})\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\s*{_OP}\s*\d)"
 )
+# Every character an `_ARITH` match (or its lookahead) can read. `_ARITH` is quadratic in the
+# length of a run of these characters, so it only ever sees runs that hold an `=` and are at
+# most ARITH_PIECE long (longer runs are cut at their line ends; a line longer than that is not
+# checked): the same matches as over the whole text for any answer a model writes, linear time
+# for "1+1+1+..." or a megabyte of digits.
+_ARITH_RUN = re.compile(r"[-+*/x\u00d7\u00f7\d,.()$=\s]+")
+ARITH_PIECE = 200
 _SIGNS = str.maketrans({"x": "*", "\u00d7": "*", "\u00f7": "/"})
 _OPS = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__,
         ast.Div: float.__truediv__}  # fmt: skip
 _MATH_PROMPT = re.compile(
     r"\b(?:how (?:many|much)|calculate|compute|what is the (?:total|sum|difference|product)|"
-    r"solve|percent|\d+\s*[-+*/]\s*\d+)",
+    r"solve|percent|(?<!\d)\d+\s*[-+*/]\s*\d)",  # starts at a number's first digit: linear
     re.IGNORECASE,
 )
-_OPTIONS = re.compile(r"(?:^|\n)\s*\(?([A-E])[).:]\s", re.MULTILINE)
+# One line's option letter; blank space before it may not cross a line end (that made the
+# search quadratic on a run of newlines).
+_OPTIONS = re.compile(r"^[^\S\n]*\(?([A-E])[).:]\s", re.MULTILINE)
 _LETTER = re.compile(r"^\W*\(?([A-E])\b[).:]?|\b(?:answer|option)\s*(?:is)?\s*:?\s*\(?([A-E])\b")
 _CODE_PROMPT = re.compile(
     r"\b(?:write (?:a|an) (?:python )?(?:function|program|script|class)|python|def |implement)",
@@ -111,9 +121,10 @@ def final_number(text: str) -> float | None:
     if not found:
         return None
     try:
-        return float(found[-1].replace(",", "").replace("$", ""))
+        value = float(found[-1].replace(",", "").replace("$", ""))
     except ValueError:
         return None
+    return value if math.isfinite(value) else None  # 400 digits are no answer, and not inf
 
 
 def choice_letter(text: str) -> str | None:
@@ -133,11 +144,28 @@ def _evaluate(node: ast.AST) -> float:
     raise ValueError("not arithmetic")
 
 
+def _arith_pieces(text: str) -> list[str]:
+    """The runs of `_ARITH_RUN` characters that hold an `=`, each at most ARITH_PIECE long."""
+    pieces: list[str] = []
+    for run in _ARITH_RUN.findall(text):
+        if "=" not in run:
+            continue
+        if len(run) <= ARITH_PIECE:
+            pieces.append(run)
+        else:
+            pieces += [ln for ln in run.split("\n") if "=" in ln and len(ln) <= ARITH_PIECE]
+    return pieces
+
+
+def _arith_steps(text: str) -> list[tuple[str, str]]:
+    return [step for piece in _arith_pieces(text) for step in _ARITH.findall(piece)]
+
+
 def _arith(text: str) -> tuple[int, int]:
     """(checked, wrong) among the answer's arithmetic steps `expression = number` (chains such
     as `3 + 4 * 2 = 11` whole; 1% tolerance; unbalanced or odd expressions are skipped)."""
     checked = wrong = 0
-    for expr, result in _ARITH.findall(text[:20_000]):
+    for expr, result in _arith_steps(text[:20_000]):
         clean = re.sub(r"[$,]", "", expr).translate(_SIGNS)
         try:
             value = _evaluate(ast.parse(clean, mode="eval").body)
@@ -227,7 +255,7 @@ def signals(
     if chars > VIEW_CHARS:
         answer = answer[: VIEW_CHARS * 3 // 4] + "\n" + answer[-VIEW_CHARS // 4 :]
     conv = parse(messages)
-    prompt = conv.core or conv.system
+    prompt = router_view(conv.core or conv.system)  # a bounded head and tail of client text
     out: dict[str, float] = {}
     values, tops = _logprob_values(logprobs)
     out["lp_present"] = float(bool(values))
