@@ -34,3 +34,11 @@ def test_relative_links_point_to_files(page: Path) -> None:
         if not (page.parent / path).exists():
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)} links to missing files: {broken}"
+
+
+def test_readme_stays_a_front_door() -> None:
+    """The README is short and points into docs/; the long pages live there."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    assert "./scripts/quickstart" in text and "./scripts/test" in text
+    assert "docs/reference/configuration.md" in relative_links(text)
