@@ -261,8 +261,7 @@ class Budget:
         u = call.usage
         cost = to_nano(call.cost or Decimal(0))
         saved = to_nano(call.savings) if call.savings is not None else 0
-        tier = call.decision.tier.value if call.decision else "-"
-        prefix = f"{call.principal.key_id or '-'}|{call.model or '-'}|{tier}"
+        prefix = self._ledger_prefix(call)
         p, c = (u.prompt_tokens, u.completion_tokens) if u else (0, 0)
         if res.remaining is not None:
             res.remaining += from_nano(res.amount - cost)
@@ -281,9 +280,14 @@ class Budget:
         res = Reservation(new_rid(), call.principal.team, tz, adm.lines, adm.rates, 0,
                           adm.local, None, done=True)  # fmt: skip
         saved = to_nano(call.savings) if call.savings is not None else 0
-        tier = call.decision.tier.value if call.decision else "-"
-        prefix = f"{call.principal.key_id or '-'}|{call.model or '-'}|{tier}"
-        await self._finish(res, 0, [prefix, 0, 0, 0, saved, 0])
+        await self._finish(res, 0, [self._ledger_prefix(call), 0, 0, 0, saved, 0])
+
+    def _ledger_prefix(self, call: Call) -> str:
+        """`key_id|model|tier` of the ledger's counters: the tier of the model that answered
+        (a fallback to another tier's model is counted there), else the route's choice."""
+        m = self.models.get(call.model) if call.model else None
+        tier = m.tier.value if m else call.decision.tier.value if call.decision else "-"
+        return f"{call.principal.key_id or '-'}|{call.model or '-'}|{tier}"
 
     async def release(self, res: Reservation) -> None:
         """The call failed: give the hold back; nothing is charged."""

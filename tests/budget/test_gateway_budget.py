@@ -41,7 +41,7 @@ teams:
     limits: {rpm: 1}
 """
 TEAMS = ["soft", "hard", "cheaper", "free", "limited", "stream", "denied", "embed", "alerting",
-         "cached", "both"]  # fmt: skip
+         "cached", "both", "fallback"]  # fmt: skip
 MSG = [{"role": "user", "content": "Say hello"}]
 
 
@@ -276,3 +276,14 @@ def test_a_cache_hit_is_free_and_its_savings_are_in_the_ledger(
     # A pinned miss saves nothing; the hit saves what the miss cost.
     saved = sum(Decimal(r["savings_usd"]) for r in rows)
     assert saved == Decimal(first.headers["x-frugal-cost-usd"]) > 0
+
+
+def test_the_ledger_counts_a_fallback_under_the_tier_that_answered(
+    gw: Any, upstream: FakeOpenAI
+) -> None:
+    upstream.script.context_windows = {"fake-small": 1}  # the small tier's models refuse
+    r = chat(gw, "fallback", "cascading")
+    assert r.status_code == 200, r.text
+    assert (r.headers["x-frugal-tier"], r.headers["x-frugal-model"]) == ("small", "large-a")
+    rows = wait_spend(gw, "fallback", 1)["rows"]
+    assert [(row["model"], row["tier"]) for row in rows] == [("large-a", "large")]
