@@ -1,6 +1,7 @@
 """The FastAPI app: models, health, admin and metrics endpoints, error shapes and the runtime's
 lifespan. The generation endpoints are served in front of it (gateway/front.py)."""
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -34,10 +35,26 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
+_frozen = False
+
+
+def freeze_startup_objects() -> None:
+    """Once per process, after the first start-up: what start-up built (configuration, price
+    map, router, clients; ~100,000 objects) lives as long as the process, so it is moved out of
+    the garbage collector's generations (gc.freeze). Without it every full collection walks
+    them all: a ~50 ms pause every ~3,000 requests, ~18 us per request at 16 clients."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def create_app(settings: Settings) -> Front:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.rt = await Runtime.start(settings)
+        freeze_startup_objects()
         try:
             yield
         finally:
