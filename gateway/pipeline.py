@@ -352,8 +352,9 @@ def charge(rt: Runtime, call: Call, usage: Usage) -> None:
     call.cost_classes = pricing.breakdown(usage, price, tier)
     call.cost = pricing.total(call.cost_classes)
     baseline = rt.router.baseline_model(call.decision.route if call.decision else None)
-    price = rt.router.model(baseline).price if baseline else rt.router.model(call.model).price
-    call.baseline_cost = pricing.cost(usage, price, tier)
+    base_price = rt.router.model(baseline).price if baseline else price
+    # the same price (a pinned model, or the large model itself): the same cost, not priced again
+    call.baseline_cost = call.cost if base_price is price else pricing.cost(usage, base_price, tier)
 
 
 def prompt_tokens(call: Call) -> int:
