@@ -74,7 +74,8 @@ def has_images(messages: Sequence[Any]) -> bool:
     for m in messages:
         parts = m.get("content") if isinstance(m, dict) else None
         if isinstance(parts, list) and any(
-            isinstance(p, dict) and p.get("type") in _IMAGE_PARTS for p in parts
+            isinstance(p, dict) and isinstance(p.get("type"), str) and p["type"] in _IMAGE_PARTS
+            for p in parts
         ):
             return True
     return False

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from gateway.capabilities import Needs, of, refusal
+from gateway.capabilities import Needs, has_images, of, refusal
 from gateway.config import ModelConfig
 from tests.routing.conftest import Routed
 
@@ -146,3 +146,9 @@ def test_config_rejects_what_cannot_work() -> None:
         RouteConfig(tiers=["small"], affinity={"window_s": 0})  # type: ignore[list-item,arg-type]
     with pytest.raises(ValidationError):
         RouteConfig(tiers=["small"], affinity={"window": 60})  # type: ignore[list-item,arg-type]
+
+
+def test_a_content_part_whose_type_is_not_a_string_is_no_image() -> None:
+    odd = [{"role": "user", "content": [{"type": []}, {"type": {"a": 1}}, {"type": "text"}]}]
+    assert has_images(odd) is False
+    assert has_images([{"role": "user", "content": [{"type": "image_url"}]}]) is True
