@@ -41,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     local = LocalServers(settings.models, Path(".frugal/logs")) if not args.no_local else None
+
     def stop_on_signal(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
@@ -151,8 +152,11 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", help="a label for the key (shown in keys.yaml)")
     kc.add_argument("--config", help="YAML configuration (default: embedded defaults)")
     kc.add_argument("--policies", help="policies folder (default: the configuration's)")
-    kc.add_argument("--allow-no-policy", action="store_true",
-                    help="create it even if the team has no policy (budget.default_policy)")
+    kc.add_argument(
+        "--allow-no-policy",
+        action="store_true",
+        help="create it even if the team has no policy (budget.default_policy)",
+    )
     kc.set_defaults(fn=cmd_keys_create)
     c = sub.add_parser("check-config", help="validate a configuration file")
     c.add_argument("--config", help="YAML configuration (default: embedded defaults)")

@@ -189,8 +189,9 @@ async def _escalate(
     (streamed, for a checked stream)."""
     small.outcome = f"cascade_escalated:{reason}"
     record(small)
-    call = Call(small.request_id, small.principal, small.endpoint, small.body, small.api,
-                decision=decision)
+    call = Call(
+        small.request_id, small.principal, small.endpoint, small.body, small.api, decision=decision
+    )
     call.trace = small.trace
     held = await rt.budget.enforcer.reserve(call, admission)
     if req.stream:

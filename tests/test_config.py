@@ -69,8 +69,12 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_prices_are_decimal(tmp_path: Path) -> None:
-    p = _write(tmp_path, BASE.replace("tier: small", 'tier: small, price: {input_per_mtok: "0.1", '
-                                                 'output_per_mtok: "0.4"}'))
+    p = _write(
+        tmp_path,
+        BASE.replace(
+            "tier: small", 'tier: small, price: {input_per_mtok: "0.1", output_per_mtok: "0.4"}'
+        ),
+    )
     from decimal import Decimal
 
     assert load_settings(p).models["m1"].price.input_per_mtok == Decimal("0.1")

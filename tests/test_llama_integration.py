@@ -44,7 +44,11 @@ def client(
 
 def test_chat(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="auto", messages=MSG, max_tokens=16, seed=1, temperature=0  # type: ignore[arg-type]
+        model="auto",
+        messages=MSG,
+        max_tokens=16,
+        seed=1,
+        temperature=0,  # type: ignore[arg-type]
     )
     r = raw.parse()
     assert r.choices[0].message.content

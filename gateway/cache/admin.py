@@ -5,7 +5,6 @@
     DELETE /admin/cache/shared         purge the shared scope
     GET    /admin/cache/stats          hit/miss/error counters of this replica"""
 
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -13,10 +12,6 @@ from gateway.admin_auth import json_response, require_admin
 from gateway.cache.policy import SHARED_SCOPE, team_scope
 
 router = APIRouter(prefix="/admin/cache")
-
-
-
-
 
 
 @router.delete("/teams/{team}")

@@ -20,8 +20,14 @@ OPERATION = {
 }
 CACHE_HITS = ("hit", "semantic-hit")
 CACHE_RESULTS = ("off", "miss", "hit", "semantic-hit", "bypass")
-REASONS = ("budget_downgrade", "budget_small_tier", "budget_threshold_raised", "tier_unavailable",
-           "score_above_threshold", "score_below_threshold")  # for routes; "pinned" otherwise
+REASONS = (
+    "budget_downgrade",
+    "budget_small_tier",
+    "budget_threshold_raised",
+    "tier_unavailable",
+    "score_above_threshold",
+    "score_below_threshold",
+)  # for routes; "pinned" otherwise
 
 
 def _error_classes() -> dict[str, type[errors.FrugalError]]:

@@ -60,10 +60,22 @@ REQUESTS = Spec("frugal.requests", "frugal_requests", "counter", "{request}",
                 "Finished requests by status (ok, refused, error, disconnected) and outcome "
                 "(ok, client_disconnected or an error class)",
                 ("team", "model", "tier", "status", "outcome"))  # fmt: skip
-CACHE = Spec("frugal.cache.requests", "frugal_cache_requests", "counter", "{request}",
-             "Cache results (off, miss, hit, semantic-hit, bypass)", ("team", "result"))
-ROUTES = Spec("frugal.route.decisions", "frugal_route_decisions", "counter", "{decision}",
-              "Route decisions by route, tier and reason", ("route", "tier", "reason"))
+CACHE = Spec(
+    "frugal.cache.requests",
+    "frugal_cache_requests",
+    "counter",
+    "{request}",
+    "Cache results (off, miss, hit, semantic-hit, bypass)",
+    ("team", "result"),
+)
+ROUTES = Spec(
+    "frugal.route.decisions",
+    "frugal_route_decisions",
+    "counter",
+    "{decision}",
+    "Route decisions by route, tier and reason",
+    ("route", "tier", "reason"),
+)
 REFUSALS = Spec("frugal.refusals", "frugal_refusals", "counter", "{request}",
                 "Requests the gateway refused (budget, rate limit, policy), by reason",
                 ("team", "reason"))  # fmt: skip

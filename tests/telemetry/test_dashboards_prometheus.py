@@ -155,7 +155,8 @@ def test_money_panels_are_right_to_the_cent(
 
     spend_by_team = by(value_of(prom, at, "Spend by team"), "team")
     assert spend_by_team == pytest.approx(
-        {("research",): 0.37, ("support",): 0.185, ("broke",): 0.0}, abs=1e-9  # to the cent
+        {("research",): 0.37, ("support",): 0.185, ("broke",): 0.0},
+        abs=1e-9,  # to the cent
     )
     assert one("Spend") == pytest.approx(0.555, abs=1e-9)
     assert one("Savings from routing") == pytest.approx(0.35, abs=1e-9)
@@ -220,4 +221,3 @@ def test_dashboards_are_provisioned(stack: tuple[str, Prometheus, Traffic, float
             assert all(t["datasource"]["uid"] == uid for t in p["targets"])
     prov = yaml.safe_load((provisioning / "dashboards" / "frugal.yaml").read_text())
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
-

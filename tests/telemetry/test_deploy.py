@@ -51,8 +51,13 @@ def test_compose_file_passes_compose_config() -> None:
     assert {"redis", "llama"} <= set(gateway["depends_on"])
     assert all("healthcheck" in services[s] for s in ("redis", "llama"))
     mounts = " ".join(str(v) for s in services.values() for v in s.get("volumes", []))
-    mounted = ["grafana/provisioning", "grafana/dashboards", "deploy/compose/frugal.yaml",
-               "deploy/compose/prometheus.yml", "deploy/compose/otel-collector.yaml"]
+    mounted = [
+        "grafana/provisioning",
+        "grafana/dashboards",
+        "deploy/compose/frugal.yaml",
+        "deploy/compose/prometheus.yml",
+        "deploy/compose/otel-collector.yaml",
+    ]
     for path in mounted:
         assert str(ROOT / path) in mounts, path
 

@@ -96,12 +96,26 @@ def test_known_traffic_shows_in_metrics(
                  source="routing") == pytest.approx(0.175)  # fmt: skip
     assert value(text, "frugal_requests_total", team="research", outcome="ok") == 3
     assert value(text, "frugal_refusals_total", team="broke", reason="InsufficientQuota") == 1
-    assert value(text, "frugal_route_decisions_total", route="auto", tier="small",
-                 reason="score_below_threshold") == 3  # fmt: skip  (the refused one too)
-    tokens = dict(gen_ai_operation_name="chat", gen_ai_provider_name="openai",
-                  gen_ai_request_model="auto", gen_ai_response_model="small-a", team="research")
-    assert value(text, "gen_ai_client_token_usage_sum", gen_ai_token_type="input",
-                 **tokens) == 10  # fmt: skip  (5 + 5)
+    assert (
+        value(
+            text,
+            "frugal_route_decisions_total",
+            route="auto",
+            tier="small",
+            reason="score_below_threshold",
+        )
+        == 3
+    )  # fmt: skip  (the refused one too)
+    tokens = dict(
+        gen_ai_operation_name="chat",
+        gen_ai_provider_name="openai",
+        gen_ai_request_model="auto",
+        gen_ai_response_model="small-a",
+        team="research",
+    )
+    assert (
+        value(text, "gen_ai_client_token_usage_sum", gen_ai_token_type="input", **tokens) == 10
+    )  # fmt: skip  (5 + 5)
     assert value(text, "gen_ai_client_token_usage_sum", gen_ai_token_type="output", **tokens) == 20
     assert value(text, "gen_ai_client_operation_time_to_first_chunk_seconds_count",
                  tier="small") == 1  # fmt: skip

@@ -59,7 +59,6 @@ class Received:
         raise AssertionError(f"not received: span {span!r} / metric {metric!r}: "
                              f"{[n for n, _ in self.spans]} {sorted(self.metrics)}")  # fmt: skip
 
-
     def wait_trace(self, trace_id: str, n: int, timeout_s: float = 20) -> dict[str, Any]:
         """{span name: attributes} of the `n` spans of one trace."""
         deadline = time.monotonic() + timeout_s

@@ -36,8 +36,15 @@ def a_call() -> Call:
     call.cost, call.baseline_cost = Decimal("0.0025"), Decimal("0.09")
     call.cache = "miss"
     call.budget_remaining_usd = Decimal("99.5")
-    call.response = {"choices": [{"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": "Paris."}}]}
+    call.response = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "Paris."},
+            }
+        ]
+    }
     return call
 
 
@@ -225,5 +232,7 @@ def test_the_log_line_names_the_trace_of_a_sampled_request(caplog: Any) -> None:
         record_call(call)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")]
     assert [line.rsplit(" ", 1)[1] for line in lines] == [
-        f"trace_id={0xABC:032x}", "trace_id=-", "trace_id=-"
+        f"trace_id={0xABC:032x}",
+        "trace_id=-",
+        "trace_id=-",
     ]
