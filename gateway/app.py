@@ -138,9 +138,14 @@ def _routes(app: FastAPI, settings: Settings) -> None:
         store_ok = await rt.store.ping()
         # Upstream probes are cached (server.readyz_cache_s), one round at a time.
         upstreams = await rt.readiness.upstreams(rt.providers, rt.router.unavailable)
-        ok = store_ok and any(v == "ok" for v in upstreams.values())
+        # Under fail_open a replica serves through a store outage (budgets from its bounded
+        # local allowance, the cache bypassed): it stays ready, marked degraded, so an
+        # orchestrator does not pull every replica at once. Under fail_closed it refuses.
+        serves_without_store = rt.settings.budget.on_store_error == "fail_open"
+        ok = (store_ok or serves_without_store) and any(v == "ok" for v in upstreams.values())
+        status = "ready" if ok and store_ok else "degraded" if ok else "not ready"
         body = {
-            "status": "ready" if ok else "not ready",
+            "status": status,
             "store": {"kind": rt.store.kind, "ok": store_ok},
             "upstreams": upstreams,
         }

@@ -64,6 +64,9 @@ def test_fail_open_serves_during_the_outage_and_reconciles_after(
             costs.append(Decimal(r.headers["x-frugal-cost-usd"]))
         status = c.get("/admin/budget/status", headers={"authorization": f"Bearer {ADMIN}"})
         assert status.json()["store_failures"] >= 3 and status.json()["degraded"]
+        ready = c.get("/readyz")  # still serving: degraded, not pulled from the load balancer
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "degraded" and ready.json()["store"]["ok"] is False
         back = RedisServer(port=port).start()
         try:
             deadline = time.monotonic() + 10
@@ -100,3 +103,5 @@ def test_fail_closed_answers_503_with_a_clear_message(
         assert "budget store (Redis) is unavailable" in err["message"]
         assert "fail_closed" in err["message"]
         assert len(upstream.requests) == 1  # refused before any upstream call
+        ready = c.get("/readyz")  # it refuses requests: not ready
+        assert ready.status_code == 503 and ready.json()["status"] == "not ready"
