@@ -11,43 +11,23 @@ from typing import Any
 import orjson
 
 from gateway.apis import messages, usage
-from gateway.apis.chunks import chat_chunks
+from gateway.apis.chunks import ChunkRenderer, chat_chunks
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-class _Blocks:
+class _Blocks(ChunkRenderer):
     """The content blocks opened so far; one is open at a time, as Anthropic streams them."""
 
     def __init__(self, thinking: bool) -> None:
+        super().__init__()
         self.thinking = thinking  # show the upstream's reasoning as thinking blocks
         self.count = 0
         self.open: int | None = None  # index of the open block
         self.open_kind: str | int | None = None  # "text", or the chat tool call's index
         self.tools: dict[int, int] = {}  # chat tool call index -> block index
-        self.finish: Any = None  # the chat finish_reason
-        self.usage: Any = None  # the chat usage dict, from the last chunk that has one
-
-    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
-        """The events one chat chunk makes (its first choice only: Messages has no `n`)."""
-        out: list[bytes] = []
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            reasoning = usage.reasoning_of(delta)
-            if reasoning and self.thinking:
-                out += self.think(reasoning)
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out += self.text(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                out += self.tool(call)
-            self.finish = choice.get("finish_reason") or self.finish
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        return out
 
     def close(self) -> list[bytes]:
         if self.open is None:
@@ -69,14 +49,16 @@ class _Blocks:
         out.append(_delta(self.open, {"type": "text_delta", "text": text}))
         return out
 
-    def think(self, text: str) -> list[bytes]:
+    def reasoning(self, text: str) -> list[bytes]:
+        if not self.thinking:
+            return []
         out = []
         if self.open_kind != "thinking":
             out = self.start("thinking", {"type": "thinking", "thinking": "", "signature": ""})
         out.append(_delta(self.open, {"type": "thinking_delta", "thinking": text}))
         return out
 
-    def tool(self, call: dict[str, Any]) -> list[bytes]:
+    def tool_call(self, call: dict[str, Any]) -> list[bytes]:
         k = call.get("index", 0)
         fn = call.get("function") or {}
         out: list[bytes] = []

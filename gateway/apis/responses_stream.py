@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.apis import response_output as ro
-from gateway.apis import usage
-from gateway.apis.chunks import chat_chunks
+from gateway.apis.chunks import ChunkRenderer, chat_chunks
 
 Keep = Callable[[dict[str, Any], list[dict[str, Any]]], Awaitable[None]]
 
@@ -31,38 +30,18 @@ class _Events:
         return b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
 
 
-class _Output:
+class _Output(ChunkRenderer):
     """The output items built so far; one is open (being streamed) at a time."""
 
     def __init__(self, event: _Events, custom: frozenset[str]) -> None:
+        super().__init__()
         self.event = event
         self.custom = custom  # custom tools' names: their input is sent whole, at the end
         self.items: list[dict[str, Any]] = []
         self.open: dict[str, Any] | None = None
-        self.text = ""
+        self.buffer = ""  # the open item's text so far
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool call index -> its item
         self.arguments: dict[int, str] = {}  # chat tool call index -> its arguments so far
-        self.finish: Any = None  # the chat finish_reason
-        self.usage: Any = None  # the chat usage dict, from the last chunk that has one
-
-    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
-        """The events one chat chunk makes (its first choice only: Responses has no `n`)."""
-        out: list[bytes] = []
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            reasoning = usage.reasoning_of(delta)
-            if reasoning:
-                out += self.reasoning_delta(reasoning)
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out += self.text_delta(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                out += self.call_delta(call)
-            self.finish = choice.get("finish_reason") or self.finish
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        return out
 
     def failed(self, shell: dict[str, Any], error: Any) -> dict[str, Any]:
         """The response object of a stream whose upstream failed mid-way."""
@@ -79,29 +58,29 @@ class _Output:
                               item=item))  # fmt: skip
         return out
 
-    def reasoning_delta(self, delta: str) -> list[bytes]:
+    def reasoning(self, delta: str) -> list[bytes]:
         out: list[bytes] = []
         if self.open is None or self.open["type"] != "reasoning":
             out = self._add(ro.reasoning_item("", status="in_progress"))
-            self.text = ""
-        self.text += delta
+            self.buffer = ""
+        self.buffer += delta
         out.append(self.event("response.reasoning_text.delta", **self._where(), content_index=0,
                               delta=delta))  # fmt: skip
         return out
 
-    def text_delta(self, delta: str) -> list[bytes]:
+    def text(self, delta: str) -> list[bytes]:
         out: list[bytes] = []
         if self.open is None or self.open["type"] != "message":
             out = self._add(ro.message_item("", status="in_progress"))
-            self.text = ""
+            self.buffer = ""
             out.append(self.event("response.content_part.added", **self._where(),
                                   content_index=0, part=ro.output_text("")))  # fmt: skip
-        self.text += delta
+        self.buffer += delta
         out.append(self.event("response.output_text.delta", **self._where(), content_index=0,
                               delta=delta, logprobs=[]))  # fmt: skip
         return out
 
-    def call_delta(self, call: dict[str, Any]) -> list[bytes]:
+    def tool_call(self, call: dict[str, Any]) -> list[bytes]:
         k = call.get("index", 0)
         fn = call.get("function") or {}
         out: list[bytes] = []
@@ -134,12 +113,12 @@ class _Output:
         out: list[bytes] = []
         if item["type"] == "reasoning":
             out.append(self.event("response.reasoning_text.done", **where, content_index=0,
-                                  text=self.text))  # fmt: skip
-            item["content"] = [{"type": "reasoning_text", "text": self.text}]
+                                  text=self.buffer))  # fmt: skip
+            item["content"] = [{"type": "reasoning_text", "text": self.buffer}]
         elif item["type"] == "message":
-            part = ro.output_text(self.text)
+            part = ro.output_text(self.buffer)
             out.append(self.event("response.output_text.done", **where, content_index=0,
-                                  text=self.text, logprobs=[]))  # fmt: skip
+                                  text=self.buffer, logprobs=[]))  # fmt: skip
             out.append(self.event("response.content_part.done", **where, content_index=0,
                                   part=part))  # fmt: skip
             item["content"] = [part]
