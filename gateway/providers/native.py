@@ -69,11 +69,7 @@ class NativeProvider(OpenAICompatProvider):
                 yield event
                 if event.get("type") in _LAST:
                     return
-            raise UpstreamError(
-                f"model {self.name!r} ended the stream before it was complete",
-                model=self.name,
-                retryable=False,
-            ).after_send()
+            raise self._incomplete_stream()
         finally:
             resp.close()
 
@@ -94,12 +90,7 @@ class NativeProvider(OpenAICompatProvider):
                     ).after_send()
                 yield event
             if lines.overlong:
-                raise UpstreamError(
-                    f"model {self.name!r} sent a stream line over {self._max_line} B "
-                    "(limits.max_sse_line_bytes)",
-                    model=self.name,
-                    retryable=False,
-                ).after_send()
+                raise self._overlong_line()
 
     async def _post(self, endpoint: Endpoint, body: dict[str, Any]) -> Response:
         if endpoint not in ANTHROPIC:

@@ -81,20 +81,26 @@ class OpenAICompatProvider:
                 if done:
                     break
                 if lines.overlong:
-                    raise UpstreamError(
-                        f"model {self.name!r} sent a stream line over {self._max_line} B "
-                        "(limits.max_sse_line_bytes)",
-                        model=self.name,
-                        retryable=False,
-                    ).after_send()
+                    raise self._overlong_line()
             if not done:
-                raise UpstreamError(
-                    f"model {self.name!r} ended the stream before it was complete",
-                    model=self.name,
-                    retryable=False,
-                ).after_send()
+                raise self._incomplete_stream()
         finally:
             resp.close()
+
+    def _overlong_line(self) -> UpstreamError:
+        return UpstreamError(
+            f"model {self.name!r} sent a stream line over {self._max_line} B "
+            "(limits.max_sse_line_bytes)",
+            model=self.name,
+            retryable=False,
+        ).after_send()
+
+    def _incomplete_stream(self) -> UpstreamError:
+        return UpstreamError(
+            f"model {self.name!r} ended the stream before it was complete",
+            model=self.name,
+            retryable=False,
+        ).after_send()
 
     async def ready(self) -> bool:
         try:
