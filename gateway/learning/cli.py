@@ -20,9 +20,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     lsub = labels.add_subparsers(dest="labels_command", required=True)
     export = lsub.add_parser("export", help="write stored labels in the user-log format")
     export.add_argument("--config", type=Path, default=None, help="gateway configuration")
-    export.add_argument("--output", type=Path, required=True)
-    export.add_argument("--route", default=None)
-    export.add_argument("--team", default=None)
+    export.add_argument("--output", type=Path, required=True, help="JSONL file to write")
+    export.add_argument("--route", default=None, help="only this route's labels")
+    export.add_argument("--team", default=None, help="only this team's labels")
     export.add_argument("--raw", action="store_true", help="whole records, not user-log lines")
     export.add_argument(
         "--gateway", default=None, help="read them from this gateway's admin API (in-process store)"
@@ -30,15 +30,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     export.set_defaults(fn=_run, handler=export_cmd)
 
     label = sub.add_parser("label", help="label past prompts offline: both tiers + the judge")
-    label.add_argument("--config", type=Path, required=True)
-    label.add_argument("--route", default="auto")
+    label.add_argument("--config", type=Path, required=True, help="gateway configuration")
+    label.add_argument("--route", default="auto", help="the route whose two tiers answer")
     label.add_argument("--input", type=Path, required=True, help="JSONL: {id, messages|prompt}")
     label.add_argument("--output", type=Path, required=True, help="JSONL, appended (resumable)")
     label.add_argument("--judge", default=None, help="judge model (default: route's learning)")
     label.add_argument("--sample", type=int, default=None, help="label at most N prompts")
     label.add_argument("--seed", type=int, default=0, help="for --sample")
-    label.add_argument("--concurrency", type=int, default=4)
-    label.add_argument("--max-output-tokens", type=int, default=512)
+    label.add_argument("--concurrency", type=int, default=4, help="prompts labelled at once")
+    label.add_argument("--max-output-tokens", type=int, default=512,
+                       help="output cap sent with each answer call")  # fmt: skip
     label.add_argument("--expected-output-tokens", type=int, default=256,
                        help="output tokens per answer assumed by the estimate")  # fmt: skip
     label.add_argument("--yes", action="store_true", help="start without asking")
@@ -51,12 +52,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         if name != "rollback":
             p.add_argument("name", nargs="?" if name == "promote" else None,
                            help="artifact name or path (promote: default the shadow)")  # fmt: skip
-            p.add_argument("--threshold", type=float, default=None)
+            p.add_argument("--threshold", type=float, default=None,
+                           help="the threshold to use with it (default: the live one)")  # fmt: skip
         if name == "promote":
             p.add_argument("--force", action="store_true", help="even if not run in shadow")
-        p.add_argument("--route", default="auto")
-        p.add_argument("--gateway", default="http://127.0.0.1:8080")
-        p.add_argument("--admin-key-env", default="FRUGAL_ADMIN_KEY")
+        p.add_argument("--route", default="auto", help="the route to switch")
+        p.add_argument("--gateway", default="http://127.0.0.1:8080", help="the gateway's base URL")
+        p.add_argument("--admin-key-env", default="FRUGAL_ADMIN_KEY",
+                       help="environment variable holding the admin key")  # fmt: skip
         p.set_defaults(fn=_run, handler=_switch_cmd, action=name)
 
 

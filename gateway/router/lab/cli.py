@@ -95,16 +95,20 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         action="store_true",
         help="print the figures recorded in the artifact instead of recomputing",
     )
-    ev.add_argument("--name", default=DEFAULT_NAME)
+    ev.add_argument("--name", default=DEFAULT_NAME, help="the artifact to evaluate")
     ev.set_defaults(fn=run, router_handler=eval_cmd)
     proto = sub.add_parser(
         "protocol",
         help="leave-one-set-out adaptation: APGR at N labels of each held-out public set",
     )
     proto.add_argument("--data", type=Path, default=None, help="routing-data folder")
-    proto.add_argument("--sets", default=",".join(public_data.DATASETS))
+    proto.add_argument(
+        "--sets",
+        default=",".join(public_data.DATASETS),
+        help="public sets to hold out in turn (comma-separated)",
+    )
     proto.add_argument("--ns", default="100,300,1000", help="label counts N (comma-separated)")
-    proto.add_argument("--seeds", type=int, default=5)
+    proto.add_argument("--seeds", type=int, default=5, help="label draws per set and N")
     proto.add_argument("--boot", type=int, default=200, help="bootstrap resamples per seed")
     proto.add_argument("--json", type=Path, default=None, help="also write the figures here")
     proto.add_argument(
@@ -114,22 +118,35 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     proto.set_defaults(fn=run, router_handler=protocol_cmd)
     score = sub.add_parser("score", help="score prompts: JSONL in, JSONL {id, score} out")
-    score.add_argument("--input", type=Path, required=True)
-    score.add_argument("--output", type=Path, required=True)
-    score.add_argument("--router", default="default")
+    score.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help='JSONL: {id, messages | prompt} per line; with "answer", the verifier scores it',
+    )
+    score.add_argument(
+        "--output", type=Path, required=True, help="JSONL {id, score} in input order"
+    )
+    score.add_argument(
+        "--router", default="default", help="an artifact name or a path to its .json"
+    )
     score.set_defaults(fn=run, router_handler=score_cmd)
     cal = sub.add_parser("calibrate", help="print the threshold for a goal")
     goal = cal.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--target-large-share", type=float)
-    goal.add_argument("--quality-floor", type=float)
+    goal.add_argument(
+        "--target-large-share", type=float, help="share of requests to send to the large tier"
+    )
+    goal.add_argument(
+        "--quality-floor", type=float, help="share of all-large quality to keep, e.g. 0.95"
+    )
     cal.add_argument(
         "--input",
         type=Path,
         default=None,
         help="JSONL of your prompts (labelled logs needed for --quality-floor)",
     )
-    cal.add_argument("--router", default="default")
-    cal.add_argument("--json", action="store_true")
+    cal.add_argument("--router", default="default", help="an artifact name or a path to its .json")
+    cal.add_argument("--json", action="store_true", help="print JSON")
     cal.set_defaults(fn=run, router_handler=calibrate_cmd)
     from gateway.learning.cli import register as register_learning
 
