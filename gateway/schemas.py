@@ -91,9 +91,14 @@ def validate(model: type[M], body: Any) -> M:
     try:
         return model.model_validate(body)
     except ValidationError as e:
-        err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        msg = err["msg"]
-        if err["type"] == "missing":
-            msg = "is required"
-        raise InvalidRequest(f"Invalid request: {param}: {msg}", param=param) from None
+        raise invalid(e) from None
+
+
+def invalid(e: ValidationError, what: str = "request") -> InvalidRequest:
+    """The client's error for a body that failed validation: its first error, with the path
+    to the field as `param`."""
+    err = e.errors()[0]
+    param = ".".join(str(p) for p in err["loc"]) or None
+    msg = "is required" if err["type"] == "missing" else err["msg"]
+    return InvalidRequest(f"Invalid {what}: {param}: {msg}" if param else f"Invalid {what}: {msg}",
+                          param=param)  # fmt: skip

@@ -20,6 +20,7 @@ from gateway.errors import InvalidRequest
 from gateway.front import parse_json
 from gateway.learning.labels import export_lines
 from gateway.pricing import usd
+from gateway.schemas import invalid
 
 router = APIRouter(prefix="/admin")
 
@@ -39,9 +40,7 @@ async def _switch(request: Request) -> tuple[Any, Switch]:
     try:
         return rt, Switch.model_validate(parse_json(raw) if raw.strip() else {})
     except ValidationError as e:
-        err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise InvalidRequest(f"Invalid request: {err['msg']}", param=param) from None
+        raise invalid(e) from None
 
 
 @router.get("/router")

@@ -16,8 +16,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gateway.auth import authenticate
-from gateway.errors import InvalidRequest, NotFound, PayloadTooLarge
+from gateway.errors import NotFound, PayloadTooLarge
 from gateway.front import parse_json
+from gateway.schemas import invalid
 
 router = APIRouter()
 
@@ -47,9 +48,7 @@ def _parse(raw: bytes) -> Feedback:
     try:
         return Feedback.model_validate(parse_json(raw))
     except ValidationError as e:
-        err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise InvalidRequest(f"Invalid feedback: {err['msg']}", param=param) from None
+        raise invalid(e, "feedback") from None
 
 
 @router.post("/v1/feedback")
