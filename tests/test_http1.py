@@ -192,6 +192,21 @@ async def test_an_abandoned_stream_closes_its_connection(serve) -> None:  # type
     c.close()
 
 
+async def test_closing_the_client_closes_a_connection_still_being_read(serve) -> None:  # type: ignore[no-untyped-def]
+    s = await serve(
+        lambda n, h: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    )
+    c = Client(s.url, 1.0)
+    resp = await c.request(c.head("POST", "x", {}, 0), b"", 1.0)
+    conn = resp._conn
+    assert conn.transport is not None and not conn.transport.is_closing()
+    c.close()  # shutdown while a stream is open: its socket must not wait for the collector
+    assert conn.transport.is_closing()
+    with pytest.raises((ProtocolError, OSError, TimeoutError)):
+        await resp.read()
+    assert not c._idle
+
+
 async def test_unreachable_is_not_sent() -> None:
     c = Client("http://127.0.0.1:1/v1", 0.5)
     with pytest.raises(NotSent):

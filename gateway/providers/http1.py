@@ -30,6 +30,7 @@ Failures are `NotSent` (nothing reached the upstream: safe to retry anywhere), e
 import asyncio
 import ssl
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -330,6 +331,10 @@ class Client:
         self.limits = limits or Limits()
         self.idle_s = idle_s
         self._idle: list[_Connection] = []
+        # Every open connection, busy ones included, so that close() leaves none behind (a
+        # response abandoned mid-body would otherwise keep its socket until garbage collection).
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._closed = False
         self._ssl = (tls or ssl.create_default_context()) if o.scheme == "https" else None
         self.proxy = proxy_for(o.scheme, o.host, o.port) if proxy is True else proxy or None
         self._target = o.path
@@ -402,6 +407,7 @@ class Client:
         loop = asyncio.get_running_loop()
         o, proxy = self.origin, self.proxy
         conn = _Connection(self.limits)
+        self._open.add(conn)
         if proxy is not None and self._ssl is not None:
             conn.connection_made(await open_tunnel(proxy, o.authority, conn, self._ssl, o.host))
             return conn
@@ -412,16 +418,19 @@ class Client:
         return conn
 
     def release(self, conn: _Connection) -> None:
-        if len(self._idle) < self.max_idle:
+        if not self._closed and len(self._idle) < self.max_idle:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
             conn.close()
 
     def close(self) -> None:
-        for conn in self._idle:
+        """Close every connection, idle or busy: a response still being read fails."""
+        self._closed = True
+        for conn in [*self._idle, *self._open]:
             conn.close()
         self._idle.clear()
+        self._open.clear()
 
     def __repr__(self) -> str:
         return f"Client({self.origin.scheme}://{self.origin.host_header}{self.origin.path})"
