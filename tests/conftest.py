@@ -33,6 +33,15 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, which it may stop, pause or restart."""
+    server = RedisServer().start()
+    yield server
+    if server.process is not None:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def llama_chat() -> Iterator[LlamaServer]:
     server = LlamaServer(STORIES, "stories-chat").wait()

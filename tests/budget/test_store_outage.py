@@ -2,7 +2,6 @@
 returns; fail_closed answers 503 with a clear message."""
 
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,6 @@ from tests.support.servers import GatewayServer, RedisServer
 from tests.test_gateway_openai import UPSTREAM_KEY_ENV, settings_for
 
 ADMIN = "admin-outage"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    if server.process is not None:
-        server.stop()
 
 
 def _outage(server: RedisServer) -> None:

@@ -3,7 +3,6 @@ request (~17 GB a day at 2,000 req/s). Now its id goes into one set per minute t
 2 x reservation_ttl_s + 60 s: one key per team and minute, bounded in time."""
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -21,13 +20,6 @@ TEAM = "done"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 async def test_settled_ids_share_one_bounded_set_per_minute(own_redis: RedisServer) -> None:

@@ -4,7 +4,6 @@ without any other reservation, and the index of holds is still there to correct 
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -23,13 +22,6 @@ RESV = layout.reservations(TEAM)
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def _now() -> int:

@@ -3,7 +3,6 @@ settled again locally and reconciled into Redis (spend 80 instead of 40). Settle
 idempotent by reservation id on every path: Redis, local fallback, reconciliation."""
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,13 +23,6 @@ BUDGET = layout.budget(TEAM, None, "w")
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def _settle_call(rid: str, cost: int) -> tuple[list[str], list[Any]]:

@@ -6,7 +6,6 @@ script errors) and by a scripted RESP server otherwise (LOADING, MASTERDOWN, TRY
 CLUSTERDOWN, RESP3 blob errors and push frames, a broken frame)."""
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -26,13 +25,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def _reserve_call(team: str = "t") -> tuple[list[str], list[object]]:

@@ -5,7 +5,6 @@ and passwords and database numbers in the URL are honoured."""
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -23,13 +22,6 @@ ECHO = Script("test-echo", "return {KEYS[1], ARGV[1]}", lambda d, k, a: [k[0], a
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def _pid(server: RedisServer) -> int:
