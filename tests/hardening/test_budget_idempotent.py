@@ -12,7 +12,7 @@ from gateway.budget import layout
 from gateway.budget.guard import Guard
 from gateway.budget.scripts import RESERVE, SETTLE
 from gateway.store.redis_store import RedisStore
-from tests.hardening.slow_proxy import SlowProxy
+from tests.support.loopback import Relay
 from tests.support.servers import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
@@ -42,7 +42,7 @@ def _spent(port: int) -> dict[bytes, bytes]:
 
 
 async def test_a_slow_settle_reply_is_charged_once(own_redis: RedisServer) -> None:
-    with SlowProxy(own_redis.port) as proxy:
+    with Relay(own_redis.port) as proxy:
         store = RedisStore(proxy.url, timeout_s=0.2)
         guard = Guard(store, fail_open=True)
         now = 1_000
@@ -73,7 +73,7 @@ async def test_a_reserve_whose_reply_was_lost_is_given_back_by_the_replayed_sett
 ) -> None:
     """The hold reached Redis but the reply did not: the request ran on a local hold; its
     settle, replayed into Redis, releases the orphan hold and charges once."""
-    with SlowProxy(own_redis.port) as proxy:
+    with Relay(own_redis.port) as proxy:
         store = RedisStore(proxy.url, timeout_s=0.2)
         guard = Guard(store, fail_open=True)
         keys = [layout.reservations(TEAM), BUDGET]

@@ -15,8 +15,8 @@ import redis
 
 from gateway.budget.money import from_nano
 from gateway.keys import create_key
-from tests.hardening.slow_proxy import SlowProxy
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.loopback import Relay
 from tests.support.servers import GatewayServer, RedisServer
 from tests.test_gateway_openai import UPSTREAM_KEY_ENV, settings_for
 
@@ -36,7 +36,7 @@ def test_slow_redis_mid_load_charges_exactly_once_and_leaves_no_hold(
     team = f"faults{time.monotonic_ns() % 10**9}"
     (tmp_path / "teams.yaml").write_text(f"teams: {{{team}: {{budgets: {{month: '100.00'}}}}}}")
     key = create_key(tmp_path, team)
-    with SlowProxy(redis_server.port) as proxy:
+    with Relay(redis_server.port) as proxy:
         settings = settings_for(
             upstream.url, tmp_path, redis_url=proxy.url, store={"timeout_s": 0.15},
             budget={"on_store_error": "fail_open", "reconcile_interval_s": 0.1,

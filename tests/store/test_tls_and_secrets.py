@@ -3,12 +3,9 @@ and the password kept out of every repr (problem 12/13). The redis-server of the
 built without TLS, so the TLS side is a Python `ssl` terminator (stunnel-like, requiring a client
 certificate) in front of a plain real Redis; certificates are made with the openssl command."""
 
-import asyncio
-import contextlib
 import shutil
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,8 @@ from gateway.config import Settings
 from gateway.store.redis_store import RedisStore
 from gateway.store.resp import RespClient
 from gateway.store.settings import RedisTLS
-from tests.support.servers import RedisServer, free_port
+from tests.support.loopback import Relay
+from tests.support.servers import RedisServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.redis]
 
@@ -51,74 +49,22 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-class TlsTerminator:
-    """Accepts TLS (client certificate required, signed by the test CA) and forwards the
-    plaintext to a real Redis."""
-
-    def __init__(self, pki: Path, target_port: int) -> None:
-        self.port = free_port()
-        self.target = target_port
-        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki / "ca.pem"))
-        self.ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
-        self.ctx.verify_mode = ssl.CERT_REQUIRED
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._tasks: set[asyncio.Future[None]] = set()
-
-    def __enter__(self) -> "TlsTerminator":
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _shutdown(self) -> None:
-        self._server.close()
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._accept, "127.0.0.1", self.port, ssl=self.ctx)
-        )
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _accept(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
-        pipes = {
-            asyncio.ensure_future(self._pipe(cr, sw)),
-            asyncio.ensure_future(self._pipe(sr, cw)),
-        }
-        self._tasks |= pipes
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for t in pipes:
-            t.cancel()
-        for w in (cw, sw):
-            w.close()
-
-    async def _pipe(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            while data := await r.read(65536):
-                w.write(data)
-                await w.drain()
+def _server_tls(pki: Path) -> ssl.SSLContext:
+    """Accepts TLS with a client certificate signed by the test CA."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki / "ca.pem"))
+    ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 @pytest.fixture
-def tls_redis(pki: Path, redis_server: RedisServer) -> Iterator[TlsTerminator]:
-    with TlsTerminator(pki, redis_server.port) as t:
+def tls_redis(pki: Path, redis_server: RedisServer) -> Iterator[Relay]:
+    with Relay(redis_server.port, tls=_server_tls(pki)) as t:
         yield t
 
 
 async def test_rediss_with_a_ca_bundle_and_a_client_certificate(
-    pki: Path, tls_redis: TlsTerminator
+    pki: Path, tls_redis: Relay
 ) -> None:
     opts = RedisTLS(ca_file=pki / "ca.pem", cert_file=pki / "client.pem",
                     key_file=pki / "client.key")  # fmt: skip
@@ -134,7 +80,7 @@ async def test_rediss_with_a_ca_bundle_and_a_client_certificate(
 
 
 async def test_rediss_refuses_an_unknown_ca_and_a_missing_client_certificate(
-    pki: Path, tls_redis: TlsTerminator
+    pki: Path, tls_redis: Relay
 ) -> None:
     url = f"rediss://localhost:{tls_redis.port}/0"
     wrong_ca = RedisTLS(ca_file=pki / "other.pem", cert_file=pki / "client.pem",
