@@ -13,6 +13,14 @@ Signal groups (each measured alone in the README):
 - format: what the prompt asks for (math, multiple choice, code) and whether the answer has
   it: a final number; arithmetic `a op b = c` steps that hold; one option letter; a code block
   that parses with `ast` as Python;
+- math_check: does a math answer fit its question: the share of the question's numbers it uses,
+  numbers it introduces from nowhere, whether its final number is its last step's result or one
+  of the question's numbers, the final number's size against the question's, whether it names
+  the unit, money or percent asked for;
+- choice_check: which option a multiple-choice answer picked (first, last, longest, its words'
+  overlap with the question against the other options');
+- code_check: the shape of a Python answer (a `return`, functions defined and used, loops,
+  imports, lines, a usage example, a function name from the prompt's words);
 - embedding: the MiniLM embedding of the answer and its cosine with the prompt's.
 """
 
@@ -49,6 +57,16 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "final_not_integer", "final_negative", "final_marked", "arith_steps", "arith_wrong",
         "choice_letter", "choice_without_letter", "code_block", "python_parses",
         "code_not_python",
+    ),
+    "math_check": (
+        "q_numbers_used", "foreign_share", "foreign_any", "final_is_last_result",
+        "final_in_question", "final_log_ratio", "final_in_body", "steps_per_number",
+        "asked_unit_restated", "money_restated", "percent_used",
+    ),
+    "choice_check": ("mc_first", "mc_last", "mc_len_rank", "mc_longest", "mc_overlap"),
+    "code_check": (
+        "code_return", "code_defs", "code_lines", "code_loops", "code_imports", "code_example",
+        "code_calls_def", "code_share", "code_print", "code_name_match",
     ),
 }  # fmt: skip
 EMBEDDING_GROUP = "embedding"
@@ -242,6 +260,150 @@ def _agreement(answer: str, second: str, kind_math: bool, kind_choice: bool) -> 
     return len(wa & wb) / max(1, len(wa | wb))
 
 
+# --- does the answer fit its question (math_check, choice_check, code_check) -------------
+
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000,
+    "dozen": 12, "twice": 2, "double": 2, "triple": 3, "thrice": 3, "half": 0.5,
+    "quarter": 0.25, "third": 3, "fourth": 4, "fifth": 5, "once": 1,
+    "hour": 60, "hours": 60, "minute": 60, "minutes": 60, "day": 24, "days": 24, "week": 7,
+    "weeks": 7, "month": 12, "months": 12, "year": 12, "years": 12,
+}  # fmt: skip
+# Constants an answer may bring in without the question stating them.
+_COMMON = {0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 12.0, 24.0, 30.0, 52.0, 60.0, 100.0,
+           365.0, 1000.0, 0.5, 0.25, 0.01}  # fmt: skip
+_PLAIN_NUMBER = re.compile(r"(?<![\w.])\$?(\d[\d,]{0,30}(?:\.\d{1,12})?|\.\d{1,12})")
+_RESULT = re.compile(r"=\s*\$?(-?\d[\d,]{0,30}(?:\.\d{1,12})?)")
+_PERCENT = re.compile(r"(\d[\d,]{0,30}(?:\.\d{1,12})?)\s*(?:%|percent)")
+_HOW_MANY = re.compile(r"how (?:many|much) ([a-z]+)")
+_MONEY = re.compile(r"\$|\bdollars?\b|\bcents?\b")
+MAX_NUMBERS = 400  # numbers read per text; pairs of the question's first 30
+
+
+def _numbers(text: str) -> list[float]:
+    out = []
+    for m in _PLAIN_NUMBER.findall(text)[:MAX_NUMBERS]:
+        try:
+            out.append(float(m.replace(",", "")))
+        except ValueError:
+            continue
+    return out
+
+
+def _key(x: float) -> float:
+    return round(x, 4)
+
+
+def _math_check(prompt: str, answer: str, final: float | None) -> dict[str, float]:
+    """Does a math answer fit its question (GROUPS["math_check"])."""
+    given = _numbers(prompt)
+    known = {_key(x) for x in given}
+    known |= {float(_NUMBER_WORDS[w]) for w in re.findall(r"[a-z]+", prompt.lower()[-4000:])
+              if w in _NUMBER_WORDS}  # fmt: skip
+    known |= {_key(float(p.replace(",", "")) / 100) for p in _PERCENT.findall(prompt)}
+    results = {_key(x) for x in _numbers(" ".join(_RESULT.findall(answer)))}
+    pairs = sorted(known)[:30]
+    derived = {_key(f(a, b)) for a in pairs for b in pairs
+               for f in (float.__add__, float.__mul__, float.__sub__)}  # fmt: skip
+    derived |= {_key(a / b) for a in pairs for b in pairs if b}
+    used = _numbers(answer)
+    used_keys = {_key(x) for x in used}
+    foreign = [x for x in used if _key(x) not in known and _key(x) not in results
+               and x not in _COMMON and _key(x) not in derived]  # fmt: skip
+    distinct = {_key(x) for x in given}
+    steps = _RESULT.findall(answer)
+    last = _numbers(steps[-1])[-1:] if steps else []
+    body = answer.rsplit("####", 1)[0]
+    top = max((abs(x) for x in given), default=1.0)
+    question = re.split(r"(?<=[.!])\s+", prompt.strip()[-600:].lower())[-1]
+    asked = _HOW_MANY.search(question)
+    lines = [ln for ln in answer.strip().splitlines() if ln.strip() and "####" not in ln]
+    closing = lines[-1].lower() if lines else ""
+    return {
+        "q_numbers_used": len(distinct & used_keys) / len(distinct) if distinct else 1.0,
+        "foreign_share": len(foreign) / max(1, len(used)),
+        "foreign_any": float(bool(foreign)),
+        "final_is_last_result": float(final is not None and bool(last)
+                                      and _key(final) == _key(last[0])),
+        "final_in_question": float(final is not None and _key(final) in distinct),
+        "final_log_ratio": 0.0 if final is None else max(-5.0, min(5.0, math.log10(
+            abs(final) + 1) - math.log10(top + 1))),
+        "final_in_body": float(final is not None and _key(abs(final)) in
+                               {_key(x) for x in _numbers(body)}),
+        "steps_per_number": math.log1p(len(steps)) - math.log1p(len(distinct)),
+        "asked_unit_restated": float(asked is not None and asked.group(1) in closing),
+        "money_restated": float(bool(_MONEY.search(prompt)) and bool(_MONEY.search(closing))),
+        "percent_used": float(bool(_PERCENT.search(prompt)) and ("%" in answer
+                                                                 or "percent" in answer)),
+    }  # fmt: skip
+
+
+_OPTION_TEXT = re.compile(r"^[^\S\n]*\(?([A-E])[).:][^\S\n]*(.*)$", re.MULTILINE)
+_LONG_WORD = re.compile(r"[a-z]{4,}")
+
+
+def _choice_check(prompt: str, letter: str | None) -> dict[str, float]:
+    """Which option the answer picked, among the prompt's last question's options."""
+    out = dict.fromkeys(GROUPS["choice_check"], 0.0)
+    options: dict[str, str] = {}
+    for key, text in _OPTION_TEXT.findall(prompt):
+        if key == "A":  # a few-shot prompt: the last question's options count
+            options = {}
+        options[key] = text.strip()
+    if letter is None or letter not in options or len(options) < 2:
+        return out
+    keys = sorted(options)
+    lengths = {k: len(v) for k, v in options.items()}
+    head = prompt[: prompt.rfind(f"\n{keys[0]})")].rsplit("\n\n", 1)[-1].lower()
+    stem = set(_LONG_WORD.findall(head))
+
+    def overlap(text: str) -> float:
+        words = set(_LONG_WORD.findall(text.lower()))
+        return len(words & stem) / max(1, len(words))
+
+    others = [overlap(options[k]) for k in keys if k != letter]
+    out.update(
+        mc_first=float(letter == keys[0]), mc_last=float(letter == keys[-1]),
+        mc_len_rank=sum(lengths[letter] > v for v in lengths.values()) / (len(keys) - 1),
+        mc_longest=float(lengths[letter] == max(lengths.values())),
+        mc_overlap=overlap(options[letter]) - sum(others) / len(others),
+    )  # fmt: skip
+    return out
+
+
+def _code_check(prompt: str, answer: str) -> dict[str, float]:
+    """The shape of the answer's Python (its untagged or python-tagged blocks)."""
+    out = dict.fromkeys(GROUPS["code_check"], 0.0)
+    code = "\n".join(c for lang, c in _BLOCK.findall(answer)
+                     if not lang or lang.lower() in ("python", "py", "python3"))  # fmt: skip
+    if not code:
+        return out
+    try:
+        nodes = list(ast.walk(ast.parse(code)))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        nodes = []
+    funcs = [n.name for n in nodes if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    funcs = funcs[:20]  # each is looked up in the code once
+    returns = any(isinstance(n, ast.Return) for n in nodes)
+    words = set(re.findall(r"[a-z]{3,}", prompt.lower()))
+    lines = [ln for ln in code.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    out.update(
+        code_return=float(returns), code_defs=math.log1p(len(funcs)),
+        code_lines=math.log1p(len(lines)),
+        code_loops=math.log1p(len(re.findall(r"\b(?:for|while)\b", code))),
+        code_imports=float(bool(re.search(r"^\s*(?:import|from)\s", code, re.MULTILINE))),
+        code_example=float(">>>" in answer or "print(" in code or "assert" in code),
+        code_calls_def=float(any(f in code.split(f"def {f}", 1)[-1] for f in funcs)),
+        code_share=len(code) / max(1, len(answer)),
+        code_print=float("print(" in code and not returns),
+        code_name_match=max((len(set(f.lower().split("_")) & words) / len(f.split("_"))
+                             for f in funcs), default=0.0),
+    )  # fmt: skip
+    return out
+
+
 def signals(
     messages: Sequence[Mapping[str, Any]],
     answer: str,
@@ -293,6 +455,14 @@ def signals(
         code_block=block, python_parses=parses,
         code_not_python=float(kind_code and (other > 0 or (block > 0 and parses == 0))),
     )  # fmt: skip
+    for group in ("math_check", "choice_check", "code_check"):
+        out.update(dict.fromkeys(GROUPS[group], 0.0))
+    if kind_math:
+        out.update(_math_check(prompt, answer, final))
+    if kind_choice:
+        out.update(_choice_check(prompt, letter))
+    if kind_code:
+        out.update(_code_check(prompt, answer))
     return out
 
 

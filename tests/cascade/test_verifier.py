@@ -46,6 +46,37 @@ def test_choice_and_code_format_checks() -> None:
     assert broken["python_parses"] == 0.0 and broken["code_not_python"] == 1.0
 
 
+def test_math_check_reads_the_answer_against_its_question() -> None:
+    q = [{"role": "user", "content": "Ann has 12 pens and gives away a third of them. "
+          "How many pens does she have left?"}]  # fmt: skip
+    fits = signals(q, "A third of 12 is 12 / 3 = 4.\nShe has 12 - 4 = 8 pens left.\n#### 8")
+    assert fits["q_numbers_used"] == 1.0 and fits["foreign_any"] == 0.0
+    assert fits["final_is_last_result"] == 1.0 and fits["final_in_question"] == 0.0
+    assert fits["asked_unit_restated"] == 1.0
+    off = signals(q, "She gives 5 away, so 17 - 5 = 12 pens.\n#### 12")
+    assert off["foreign_any"] == 1.0 and off["final_in_question"] == 1.0  # 17 from nowhere
+    assert off["final_is_last_result"] == 1.0
+    jump = signals(q, "12 - 4 = 8, then she has 3 left.\n#### 3")
+    assert jump["final_is_last_result"] == 0.0
+    assert signals(CHOICE, "B")["q_numbers_used"] == 0.0  # only for math prompts
+
+
+def test_choice_and_code_checks_read_the_pick_and_the_code() -> None:
+    animals = [{"role": "user", "content": "Which animal lives in the sea?\nA) cat\n"
+                "B) blue whale\nC) ant\nAnswer:"}]  # fmt: skip
+    picked = signals(animals, "B")
+    assert picked["mc_first"] == 0.0 and picked["mc_last"] == 0.0
+    assert picked["mc_longest"] == 1.0 and picked["mc_len_rank"] == 1.0
+    last = signals(animals, "C")
+    assert last["mc_last"] == 1.0 and last["mc_longest"] == 0.0 and last["mc_len_rank"] == 0.0
+    code = signals(CODE, "```python\ndef reverse_list(xs):\n    return xs[::-1]\n```")
+    assert code["code_return"] == 1.0 and code["code_name_match"] == 1.0
+    assert code["code_print"] == 0.0 and code["code_loops"] == 0.0
+    prints = signals(CODE, "```python\ndef f(xs):\n    for x in xs:\n        print(x)\n```")
+    assert prints["code_print"] == 1.0 and prints["code_loops"] > 0
+    assert signals(MATH, "```python\nreturn 1\n```")["code_return"] == 0.0  # code prompts only
+
+
 def test_logprob_agreement_and_hedging_signals() -> None:
     lp = {"content": [{"token": "7", "logprob": -0.1, "top_logprobs": [
         {"token": "7", "logprob": -0.1}, {"token": "8", "logprob": -2.5}]},

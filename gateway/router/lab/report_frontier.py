@@ -30,9 +30,10 @@ from gateway.router.lab.verifier_train import PAYS, cost_curve, hybrid_scores
 F64 = npt.NDArray[np.float64]
 FLOOR = 0.95
 LABELS = {"random": "random", "router": "shipped router", "adapted": "adapted router",
-          "cascade": "cascade (verifier)", "hybrid": "hybrid (router + verifier)"}  # fmt: skip
+          "cascade": "cascade (verifier)", "hybrid": "hybrid (router + verifier)",
+          "mix": "mix (router and verifier scores)"}  # fmt: skip
 COLOURS = {"random": "#999999", "router": "#1f77b4", "adapted": "#9467bd",
-           "cascade": "#d62728", "hybrid": "#2ca02c"}  # fmt: skip
+           "cascade": "#d62728", "hybrid": "#2ca02c", "mix": "#ff7f0e"}  # fmt: skip
 
 
 @dataclass
@@ -260,6 +261,8 @@ def draw_out_of_fold(
                Scheme("router", oof["prompt"][mask], label="prompt-only router"),
                Scheme("cascade", cascade, threshold_share(cascade, threshold)),
                Scheme("hybrid", hybrid, threshold_share(hybrid, threshold))]  # fmt: skip
+    if "mix" in oof:  # measured, not served: no threshold to mark
+        schemes.append(Scheme("mix", oof["mix"][mask]))
     title = (f"{name}, {int(mask.sum())} prompts, Mixtral-8x7B -> GPT-4: out-of-fold scores "
              "(router = prompt-only on the same folds)")  # fmt: skip
     return draw(schemes, out, png, None, title, n_boot=200)

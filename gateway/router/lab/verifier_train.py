@@ -13,7 +13,11 @@ Schemes compared (each ranks the rows; the k highest get the large tier):
   features, the same learner; the shipped router's own figures are in the README);
 - cascade: the verifier's score of (prompt, small answer); the small call is always paid;
 - hybrid: the prompt router sends its top `skip` share straight to large (no small call), the
-  verifier ranks the rest; `skip` is chosen inside the training folds.
+  verifier ranks the rest; `skip` is chosen inside the training folds;
+- mix: both scores at once, w x z(prompt logit) + (1 - w) x z(verifier logit) (z: standardised
+  over the training rows), one w chosen inside the training folds on inner out-of-fold scores;
+  the small call is always paid. Measured here; not served (the cascade check would need the
+  route's router score).
 """
 
 import time
@@ -49,8 +53,11 @@ I64 = npt.NDArray[np.int64]
 C_GRID = (0.1, 1.0, 10.0, 100.0)  # signals only (a few hundred columns with interactions)
 C_GRID_WIDE = (0.003, 0.03)  # with a 384-d embedding
 SKIP_GRID = (0.0, 0.05, 0.1, 0.2, 0.3)
+MIX_GRID = tuple(round(0.05 * i, 2) for i in range(21))
 FLOOR = 0.95
-SHIPPED_GROUPS = ("length", "hedging", "format", "logprob", "agreement")
+SHIPPED_GROUPS = ("length", "hedging", "format", "logprob", "agreement", "math_check",
+                  "choice_check", "code_check")  # fmt: skip
+MAIN_SCHEMES = ("prompt", "cascade", "cascade+embedding", "hybrid", "mix")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +224,45 @@ def hybrid_oof(prompt: F64, cascade: F64, mx: Matrix) -> tuple[F64, list[float]]
     return scores, chosen
 
 
+def _logit(p: F64) -> F64:
+    p = np.clip(p, 1e-9, 1.0 - 1e-9)
+    return np.asarray(np.log(p / (1.0 - p)), dtype=np.float64)
+
+
+def _standard(x: F64, ref: F64) -> F64:
+    return np.asarray((x - ref.mean()) / (ref.std() + 1e-9), dtype=np.float64)
+
+
+def mix_oof(
+    prompt_x: F64, cascade_x: F64, mx: Matrix, c_prompt: Sequence[float],
+    c_cascade: Sequence[float],
+) -> tuple[F64, list[float]]:  # fmt: skip
+    """The mix scheme (module docstring), per outer fold with that fold's chosen C of each
+    model; w maximises the mean APGR of inner out-of-fold scores on the training folds."""
+    scores = np.zeros(len(mx.target))
+    chosen = []
+    for i, fold in enumerate(np.unique(mx.folds)):
+        train = mx.folds != fold
+        parts = []
+        inner = []
+        for x, c in ((prompt_x, c_prompt[i]), (cascade_x, c_cascade[i])):
+            inside = np.zeros(len(x))
+            for f in np.unique(mx.folds[train]):
+                tr, te = train & (mx.folds != f), train & (mx.folds == f)
+                inside[te] = fit(x[tr], mx.target[tr], mx.sets[tr], c).predict(x[te])
+            inner.append(_standard(_logit(inside), _logit(inside[train])))
+            outer = _logit(fit(x[train], mx.target[train], mx.sets[train], c).predict(x))
+            parts.append(_standard(outer, outer[train]))
+        best, best_w = -1.0, 0.0
+        for w in MIX_GRID:
+            value = _mean_apgr(w * inner[0] + (1 - w) * inner[1], mx, train)
+            if value > best + 1e-9:
+                best, best_w = value, w
+        chosen.append(best_w)
+        scores[~train] = (best_w * parts[0] + (1 - best_w) * parts[1])[~train]
+    return scores, chosen
+
+
 # --- costs and the figures of one scheme on one set -------------------------------------
 
 
@@ -235,12 +281,13 @@ PAYS: dict[str, Callable[[F64], F64]] = {
     "cascade": lambda s: np.ones_like(s),
     "hybrid": lambda s: (s < 2.0).astype(np.float64),  # skipped rows never call small
     "random": lambda s: np.zeros_like(s),
+    "mix": lambda s: np.ones_like(s),
 }
 
 
 def pays(scheme: str) -> Callable[[F64], F64]:
     """Which rows pay the small call: `cascade*` and `signal:*` all, `hybrid` the unskipped."""
-    if scheme.startswith(("cascade", "signal:")):
+    if scheme.startswith(("cascade", "signal:", "mix")):
         return PAYS["cascade"]
     return PAYS.get(scheme, PAYS["prompt"])
 
@@ -313,6 +360,8 @@ def out_of_fold_all(mx: Matrix) -> tuple[dict[str, F64], dict[str, list[float]]]
     with_emb = mx.features((*SHIPPED_GROUPS, EMBEDDING_GROUP), True)
     oof["cascade+embedding"], chosen["cascade+embedding"] = out_of_fold(with_emb, mx, C_GRID_WIDE)
     oof["hybrid"], chosen["hybrid"] = hybrid_oof(oof["prompt"], oof["cascade"], mx)
+    oof["mix"], chosen["mix"] = mix_oof(mx.prompt_x, mx.features(SHIPPED_GROUPS, True), mx,
+                                        chosen["prompt"], chosen["cascade"])  # fmt: skip
     return oof, chosen
 
 
@@ -324,7 +373,7 @@ def summarise(
     for name in dict.fromkeys(mx.sets.tolist()):
         mask = mx.sets == name
         out = mx.outcomes(mask)
-        main = {k: oof[k][mask] for k in ("prompt", "cascade", "cascade+embedding", "hybrid")}
+        main = {k: oof[k][mask] for k in MAIN_SCHEMES}
         entry = {"n": int(mask.sum()), "q_small": float(out.q_small.mean()),
                  "q_large": float(out.q_large.mean()),
                  "schemes": bootstrap(main, out, n_boot)}  # fmt: skip
