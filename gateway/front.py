@@ -9,6 +9,7 @@ request id, every failure recorded, SSE that notices a client that goes away (`s
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import unquote
 
@@ -54,7 +55,8 @@ class Front:
         if endpoint is None:
             await self.rest(scope, receive, send)
         elif scope["method"] == "POST":
-            await self._serve(scope, receive, send, endpoint)
+            with _in_flight(self.app):  # the label loop's background work waits meanwhile
+                await self._serve(scope, receive, send, endpoint)
         else:
             rid = request_id_from(None)
             msg = f"{scope['method']} {scope['path']}: Method Not Allowed"
@@ -114,6 +116,12 @@ class Front:
                 await send_sse(receive, send, reply.chunks, out)
                 return
             await send_json(send, 200, reply.body, reply.headers, rid)
+
+
+def _in_flight(app: FastAPI) -> AbstractContextManager[None]:
+    """Counts a client request in flight on this worker (gateway/learning/in_flight.py)."""
+    rt: Runtime | None = getattr(app.state, "rt", None)  # None before start-up: not counted
+    return rt.learning.clients if rt is not None else nullcontext()
 
 
 def internal_error_body(rid: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ GET  /admin/router                      live router, shadow and history of each 
 POST /admin/router/shadow    {"route", "router", "threshold"?}     run a candidate in shadow
 POST /admin/router/promote   {"route", "router"?, "threshold"?, "force"?}
 POST /admin/router/rollback  {"route"}
-GET  /admin/learning                    queue, counts, today's learning spend per route
+GET  /admin/learning                    queue, jobs running, counts, today's spend per route
 GET  /admin/learning/labels?route=&team=&format=jsonl|raw   labels (jsonl: user-log lines)
 """
 
@@ -77,7 +77,9 @@ async def learning_status(request: Request) -> Response:
     learning = rt.learning
     spent = {r: usd(await learning.budget.spent(r)) for r in learning.routes}
     budgets = {r: usd(c.daily_budget_usd) for r, c in learning.routes.items()}
-    return json_response({"queued": learning.queue.qsize(), "counts": dict(learning.counts),
+    return json_response({"queued": learning.queue.qsize(), "running": learning.running,
+                          "clients_in_flight": learning.clients.count,
+                          "counts": dict(learning.counts),
                           "spent_today_usd": spent, "daily_budget_usd": budgets})  # fmt: skip
 
 

@@ -4,6 +4,7 @@ team whose request was sampled), with the route's daily learning budget held fir
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from gateway.budget.money import from_nano, to_nano
 from gateway.call import Call
 from gateway.config import ModelConfig, Tier
 from gateway.keys import Principal
+from gateway.learning import judge
 from gateway.learning.settings import LEARNING_TEAM
 from gateway.providers.base import Endpoint
 from gateway.record import record
@@ -48,18 +50,45 @@ def body_for(body: dict[str, Any], cfg: ModelConfig, cap: int) -> dict[str, Any]
     return out
 
 
-def worst(rt: "Runtime", model: str, body: dict[str, Any], cap: int) -> Decimal:
+def worst(
+    rt: "Runtime", model: str, body: dict[str, Any], cap: int, prompt_tokens: int | None = None
+) -> Decimal:
+    """The most asking `model` the request `body` (output capped at `cap`) can cost;
+    `prompt_tokens`: its messages' tokens when the caller has counted them already."""
     cfg = rt.router.model(model)
     sent = body_for(body, cfg, cap)
-    return worst_case(tokens.count_messages(sent.get("messages") or []), sent, cfg)
+    if prompt_tokens is None:
+        prompt_tokens = tokens.count_messages(sent.get("messages") or [])
+    return worst_case(prompt_tokens, sent, cfg)
+
+
+def judge_worst(
+    rt: "Runtime", model: str, prompt_tokens: int, reference: str | None, cap: int
+) -> Decimal:
+    """The most one judge call can cost: the judge prompt's fixed part (the rubric and the
+    headings, counted once), the conversation (`prompt_tokens`: at most its tokens, clipped),
+    the reference answer, and both answers at `cap` tokens each; output capped at `cap`."""
+    extra = tokens.count_text(reference) if reference else 0
+    n = judge.fixed_tokens() + prompt_tokens + extra + 2 * cap
+    return worst_case(n, {"max_tokens": cap}, rt.router.model(model))
+
+
+Wait = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def ask(
     rt: "Runtime", candidates: list[str], body: dict[str, Any], cap: int, request_id: str,
-    route: str, purpose: str,
+    route: str, purpose: str, wait: Wait = _nothing,
 ) -> Answer:  # fmt: skip
     """Call the first candidate that answers (with the gateway's retries and fallback); record
-    the call as team `_learning` and write its spend ledger; raise when none answers."""
+    the call as team `_learning` and write its spend ledger; raise when none answers. `wait` is
+    awaited before the call and again before recording it (the label loop yields to client
+    requests: gateway/learning/in_flight.py)."""
+    await wait()
     attempts: list[Any] = []
     started = time.perf_counter()
     cfgs = {m: rt.router.model(m) for m in candidates}
@@ -69,6 +98,8 @@ async def ask(
         attempts,
         request_id,
     )
+    took = time.perf_counter() - started
+    await wait()
     cfg = cfgs[model]
     choices = completion.body.get("choices") or [{}]
     first = choices[0] if isinstance(choices[0], dict) else {}
@@ -80,7 +111,7 @@ async def ask(
     call = Call(request_id, _PRINCIPAL, Endpoint.chat, body,
                 decision=Decision(route, tier, [model], reason=f"learning: {purpose}",
                                   category="learning"))  # fmt: skip
-    call.started = started  # the log line's `ms`: the upstream call's time
+    call.started = time.perf_counter() - took  # the log line's `ms`: the upstream call's time
     call.attempts = attempts
     call.model = model
     call.usage = usage

@@ -7,7 +7,10 @@ The rubric is fixed here and quoted in gateway/learning/README.md; change both t
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
+
+from gateway import tokens
 
 RUBRIC = """\
 You are an impartial judge. Compare two AI assistants' answers to the conversation below.
@@ -64,6 +67,13 @@ def prompt(
         parts.append(f"[Reference answer]\n{_clip(reference)}")
     parts += [f"[Assistant A's answer]\n{_clip(a)}", f"[Assistant B's answer]\n{_clip(b)}"]
     return [{"role": "system", "content": RUBRIC}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+@cache
+def fixed_tokens() -> int:
+    """Tokens of the judge prompt without the conversation and the answers (the rubric, the
+    headings, the chat format), counted once: a judge call's cost estimate adds the rest."""
+    return tokens.count_messages(prompt([], "", "", None))
 
 
 def parse(text: str) -> Literal["A", "B", "C"] | None:

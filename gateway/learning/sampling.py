@@ -3,7 +3,9 @@
 share of answers, ask the route's other tier too and have the judge compare the two (paired
 sampling), (c) keep a cascade escalation as a label. All of it runs off the request path: the
 request only draws a random number and puts a job on a bounded queue (a full queue drops the
-job and counts it). Workers that die are logged and replaced."""
+job, counts and logs it). A job is background work: it starts, and goes on between its calls,
+only while no client request is in flight on this worker (in_flight.py). Workers that die are
+logged and replaced."""
 
 import asyncio
 import logging
@@ -14,10 +16,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from gateway import tokens
 from gateway.call import Call
 from gateway.config import TIER_ORDER, RouteConfig, Tier
 from gateway.learning import judge
-from gateway.learning.calls import DailyBudget, ask, worst
+from gateway.learning.calls import DailyBudget, ask, judge_worst, worst
+from gateway.learning.in_flight import InFlight
 from gateway.learning.labels import Labels
 from gateway.learning.settings import LearningConfig
 from gateway.router.heuristic import text_of
@@ -74,6 +78,8 @@ class Learning:
         self.labels = Labels(rt.store)
         self.budget = DailyBudget(rt)
         self.counts: Counter[str] = Counter()  # sampled, dropped, labelled, over_budget, ...
+        self.clients = InFlight()  # client requests in flight (gateway/front.py counts them)
+        self.running = 0  # jobs taken from the queue and not finished (waiting or working)
         self._workers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -194,7 +200,9 @@ class Learning:
     async def _work(self) -> None:
         while True:
             job = await self.queue.get()
+            self.running += 1
             try:
+                await self.clients.quiet()  # background work: after the client requests
                 if job.kind == "cascade":
                     await self._cascade(job)
                 else:
@@ -203,6 +211,7 @@ class Learning:
                 self.counts["failed"] += 1
                 log.exception("learning: %s job for request %s failed", job.kind, job.request_id)
             finally:
+                self.running -= 1
                 self.queue.task_done()
 
     async def drain(self, timeout_s: float = 30.0) -> None:
@@ -232,9 +241,10 @@ class Learning:
             return
         other_tier, candidates = found
         cap = cfg.max_output_tokens
-        estimate = worst(self.rt, candidates[0], job.body, cap)
+        prompt = tokens.count_messages(job.body.get("messages") or [])  # once, for every estimate
+        estimate = worst(self.rt, candidates[0], job.body, cap, prompt)
         if cfg.judge is not None:
-            estimate += 2 * self._judge_worst(cfg, job.body, cap)
+            estimate += 2 * judge_worst(self.rt, cfg.judge, prompt, job.reference, cap)
         key = await self.budget.hold(job.route, cfg.daily_budget_usd, estimate)
         if key is None:
             self.counts["over_budget"] += 1
@@ -242,7 +252,8 @@ class Learning:
         spent = Decimal(0)
         try:
             rid = f"{job.request_id}:learn"
-            other = await ask(self.rt, candidates, job.body, cap, rid, job.route, "paired")
+            other = await ask(self.rt, candidates, job.body, cap, rid, job.route, "paired",
+                              self.clients.quiet)  # fmt: skip
             spent += other.cost
             small_first = TIER_ORDER[job.served_tier] < TIER_ORDER[other_tier]
             small, large = (job.answer, other.text) if small_first else (other.text, job.answer)
@@ -256,18 +267,11 @@ class Learning:
                 label["cost"]["judge"] = verdict.cost_usd
             else:
                 label.update(verdict="unjudged", small_score=None)
+            await self.clients.quiet()
             await self.labels.put(label, cfg.retention_days)
             self.counts[f"labelled_{label['verdict']}"] += 1
         finally:
             await self.budget.settle(key, estimate, spent)
-
-    def _judge_worst(self, cfg: LearningConfig, body: dict[str, Any], cap: int) -> Decimal:
-        assert cfg.judge is not None
-        msgs = judge.prompt(body.get("messages") or [], "", "", None)
-        # the judge sees the conversation and both answers (each at most `cap` tokens)
-        words = " ".join(["x"] * (2 * cap))
-        probe = {"messages": [*msgs, {"role": "user", "content": words}]}
-        return worst(self.rt, cfg.judge, probe, cap)
 
     async def _judge(
         self, job: Job, model: str, cap: int, small: str, large: str
@@ -279,7 +283,7 @@ class Learning:
             n += 1
             rid = f"{job.request_id}:judge{n}"
             got = await ask(self.rt, [model], {"messages": messages, "temperature": 0}, cap,
-                            rid, job.route, "judge")  # fmt: skip
+                            rid, job.route, "judge", self.clients.quiet)  # fmt: skip
             return got.text, str(got.cost)
 
         return await judge.judge(ask_judge, job.body.get("messages") or [], small, large,

@@ -94,7 +94,8 @@ def settled(url: str, want: int, timeout_s: float = 60) -> dict[str, Any]:
     while True:
         got = admin(url, "GET", "/admin/learning").json()
         done = sum(v for k, v in got["counts"].items() if k.startswith(("labelled_", "failed")))
-        if (got["queued"] == 0 and done >= want) or time.monotonic() > deadline:
+        idle = got["queued"] == 0 and got["running"] == 0
+        if (idle and done >= want) or time.monotonic() > deadline:
             return got  # type: ignore[no-any-return]
         time.sleep(0.1)
 
