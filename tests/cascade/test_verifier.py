@@ -77,6 +77,23 @@ def test_choice_and_code_checks_read_the_pick_and_the_code() -> None:
     assert signals(MATH, "```python\nreturn 1\n```")["code_return"] == 0.0  # code prompts only
 
 
+@pytest.mark.parametrize(
+    ("prompt", "answer"),
+    [
+        ("Write a python function.", "```python\n" + "def f(x):\n    return f(x)\n" * 150_000),
+        ("Write a python function.", "```python\n" + "(" * 100_000 + "```"),
+        ("Pick one:\n" + "A) x\nB) y\n" * 200_000, "B"),
+        ("How many? " + "12 + 7.5% of $3,400, " * 100_000, "1 + 2 = 3, 4 = 5 " * 200_000),
+    ],
+    ids=["defs", "nesting", "options", "numbers"],
+)
+def test_the_fit_checks_of_4mb_texts_stay_bounded(prompt: str, answer: str) -> None:
+    start = time.process_time()
+    out = signals([{"role": "user", "content": prompt}], answer)
+    assert time.process_time() - start < 2.0  # generous: ~0.1 s measured (32 KiB views)
+    assert all(isinstance(v, float) and v == v for v in out.values())
+
+
 def test_logprob_agreement_and_hedging_signals() -> None:
     lp = {"content": [{"token": "7", "logprob": -0.1, "top_logprobs": [
         {"token": "7", "logprob": -0.1}, {"token": "8", "logprob": -2.5}]},
