@@ -15,9 +15,17 @@ prompts of three sizes, so every request is embedded); a cache hit (the same `te
 request); a cache miss (`temperature: 0`, a unique prompt each time); LiteLLM's proxy; each at
 1, 16 and 64 clients, JSON and SSE; 64 clients against the 50 ms upstream; one vs two workers.
 Each scenario runs --repeat times, interleaved; the run with the most req/s is reported.
+Paired sampling (gateway/learning) on the `auto` route, of every answer and of 5%: each run of
+those waits afterwards until the gateway's learning queue is empty (jobs yield to client
+requests, so a backlog would otherwise run during the next scenario) and reports what was
+labelled and dropped.
 
     .venv/bin/python bench/gateway_bench.py [--quick] [--json out.json] [--skip-litellm]
-        [--clients] [--router-latency]
+        [--clients] [--router-latency] [--only auto,learn,learn-5pct] [--loads 1,16] [--json-only]
+
+`--only` runs the scenarios of these targets alone (upstream direct is always run, for "added"):
+pinned, auto, learn, learn-5pct, hit, miss, two, sampled, litellm, aiohttp, httpx, and against
+the 50 ms upstream slow (pinned), slow-auto, sampled-slow, litellm-slow, aiohttp-slow, httpx-slow.
 """
 
 import argparse
@@ -28,6 +36,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -52,6 +62,9 @@ MISS = "gateway, cache miss"
 TWO = "gateway, 2 workers, pinned model"
 SAMPLED = "gateway, pinned model, 10% of requests traced"
 LEARN = "gateway, `auto` route, paired sampling of every answer (gateway/learning)"
+LEARN5 = "gateway, `auto` route, paired sampling of 5% of answers (gateway/learning)"
+LEARN_ROUTES = ("learn-auto", "learn-auto-5pct")
+ADMIN_KEY = "bench-admin-key"  # the gateways' /admin/ key (the learning queue is read there)
 LITELLM = "LiteLLM proxy 1.108.7"
 BENCH_CLIENTS = {
     "aiohttp": "gateway, pinned, aiohttp 3.14 client (bench-only)",
@@ -133,7 +146,12 @@ def write_config(tmp: Path, fast: int, slow: int, redis_port: int, otlp: int) ->
                    "learn-auto": {"tiers": ["small", "large"], "router": "default",
                                   "threshold": 0.51,
                                   "learning": {"sample_share": 1.0, "judge": "fast-large",
-                                               "daily_budget_usd": "100000"}}},
+                                               "daily_budget_usd": "100000"}},
+                   # ... and of a realistic share of answers
+                   "learn-auto-5pct": {"tiers": ["small", "large"], "router": "default",
+                                       "threshold": 0.51,
+                                       "learning": {"sample_share": 0.05, "judge": "fast-large",
+                                                    "daily_budget_usd": "100000"}}},
         "telemetry": {"otlp": {"endpoint": f"http://127.0.0.1:{otlp}",
                                "protocol": "http/protobuf", "export_interval_s": 5}},
     }  # fmt: skip
@@ -151,6 +169,7 @@ def wait_healthy(base: str, child: Child) -> None:
 def gateway_env(log_level: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRUGAL_")}
     env["FRUGAL_LOG_LEVEL"] = log_level
+    env["FRUGAL_ADMIN_KEY"] = ADMIN_KEY
     return env
 
 
@@ -190,16 +209,19 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> None:
     add["auto"] = Target(AUTO, gw, "auto", gw_child, [*key, "--mix"])
     add["slow-auto"] = Target(AUTO, gw, "slow-auto", gw_child, [*key, "--mix"])
     add["learn"] = Target(LEARN, gw, "learn-auto", gw_child, [*key, "--mix"])
+    add["learn-5pct"] = Target(LEARN5, gw, "learn-auto-5pct", gw_child, [*key, "--mix"])
     add["hit"] = Target(HIT, gw, "fast-small", gw_child, [*key, "--temperature", "0"])
     add["miss"] = Target(MISS, gw, "fast-small", gw_child,
                          [*key, "--temperature", "0", "--unique"])  # fmt: skip
-    two = start_gateway(stack, "gateway-2-workers", cfg, 2, env)
-    add["two"] = Target(TWO, two, "fast-small", stack.children[-1], key)
-    sampled_env = {**env, "FRUGAL_TELEMETRY__OTLP__TRACE_SAMPLE_RATIO": "0.1"}
-    sampled = start_gateway(stack, "gateway-sampled", cfg, 1, sampled_env)
-    add["sampled"] = Target(SAMPLED, sampled, "fast-small", stack.children[-1], key)
-    add["sampled-slow"] = Target(SAMPLED, sampled, "slow-small", stack.children[-1], key)
-    if not args.skip_litellm:
+    if wanted(args, "two"):
+        two = start_gateway(stack, "gateway-2-workers", cfg, 2, env)
+        add["two"] = Target(TWO, two, "fast-small", stack.children[-1], key)
+    if wanted(args, "sampled") or wanted(args, "sampled-slow"):
+        sampled_env = {**env, "FRUGAL_TELEMETRY__OTLP__TRACE_SAMPLE_RATIO": "0.1"}
+        sampled = start_gateway(stack, "gateway-sampled", cfg, 1, sampled_env)
+        add["sampled"] = Target(SAMPLED, sampled, "fast-small", stack.children[-1], key)
+        add["sampled-slow"] = Target(SAMPLED, sampled, "slow-small", stack.children[-1], key)
+    if not args.skip_litellm and (wanted(args, "litellm") or wanted(args, "litellm-slow")):
         from litellm_proxy import start_litellm_proxy
 
         port = free_port()
@@ -210,7 +232,7 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{port}"
         add["litellm"] = Target(LITELLM, base, "fast-small", lt)
         add["litellm-slow"] = Target(LITELLM, base, "slow-small", lt)
-    for client in BENCH_CLIENTS if args.clients else ():
+    for client in [c for c in BENCH_CLIENTS if wanted(args, c)] if args.clients else ():
         port = free_port()
         cmd = [python(), str(BENCH / "client_gateway.py"), "--config", str(cfg),
                "--port", str(port), "--client", client]  # fmt: skip
@@ -221,18 +243,31 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> None:
         add[f"{client}-slow"] = Target(BENCH_CLIENTS[client], base, "slow-small", child, key)
 
 
-def scenarios(stack: Stack) -> list[Scenario]:
-    t = stack.targets
+def wanted(args: argparse.Namespace, key: str) -> bool:
+    """Is target `key` selected by --only? (upstream direct always is: "added" needs it)"""
+    return args.only is None or key in args.only or key.startswith("direct")
+
+
+def scenarios(stack: Stack, args: argparse.Namespace) -> list[Scenario]:
+    t = {k: v for k, v in stack.targets.items() if wanted(args, k)}
     fast = [t[k] for k in ("direct", "pinned", "auto", "hit", "miss", "litellm", "aiohttp",
                            "httpx") if k in t]  # fmt: skip
     slow = [t[k] for k in ("direct-slow", "slow", "slow-auto", "litellm-slow", "aiohttp-slow",
                            "httpx-slow") if k in t]  # fmt: skip
+    if len(slow) == 1:
+        slow = []  # upstream direct alone
     out = [Scenario(x, s, c, "fast") for s in (False, True) for c in CLIENTS for x in fast]
     out += [Scenario(x, s, 64, "slow") for s in (False, True) for x in slow]
-    out += [Scenario(t["two"], False, c, "fast") for c in (16, 64)]
-    out += [Scenario(t["sampled"], False, c, "fast") for c in CLIENTS]
-    out += [Scenario(t["sampled-slow"], False, 64, "slow")]
-    out += [Scenario(t["learn"], False, c, "fast") for c in (1, 16)]
+    out += [Scenario(t["two"], False, c, "fast") for c in (16, 64) if "two" in t]
+    out += [Scenario(t["sampled"], False, c, "fast") for c in CLIENTS if "sampled" in t]
+    if "sampled-slow" in t:
+        out.append(Scenario(t["sampled-slow"], False, 64, "slow"))
+    for k in ("learn", "learn-5pct"):
+        out += [Scenario(t[k], False, c, "fast") for c in (1, 16) if k in t]
+    if args.loads is not None:
+        out = [sc for sc in out if sc.clients in args.loads]
+    if args.json_only:
+        out = [sc for sc in out if not sc.stream]
     return out
 
 
@@ -243,13 +278,45 @@ def run_one(sc: Scenario, args: argparse.Namespace) -> dict[str, Any]:
            *sc.target.load]  # fmt: skip
     if sc.stream:
         cmd.append("--stream")
+    counts0: dict[str, int] = {}
+    if sc.target.model in LEARN_ROUTES:
+        counts0 = learning_status(sc.target.base)["counts"]
     cpu0 = tree_cpu_s(sc.target.server.pid)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 180,
                          check=True, start_new_session=True)  # fmt: skip
     result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
     cpu = tree_cpu_s(sc.target.server.pid) - cpu0
     result["server_cpu_us_per_req"] = cpu * 1e6 / max(result["completed_total"], 1)
+    if sc.target.model in LEARN_ROUTES:
+        result["learning"] = learning_settled(sc.target.base, counts0)
+        # with the jobs the run left queued, done after it
+        cpu = tree_cpu_s(sc.target.server.pid) - cpu0
+        result["learning"]["cpu_us_per_req"] = round(cpu * 1e6 / max(result["completed_total"], 1))
     return result
+
+
+def learning_status(base: str) -> dict[str, Any]:
+    req = urllib.request.Request(f"{base}/admin/learning",
+                                 headers={"authorization": f"Bearer {ADMIN_KEY}"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as r:
+        out: dict[str, Any] = orjson.loads(r.read())
+        return out
+
+
+def learning_settled(base: str, before: dict[str, int]) -> dict[str, Any]:
+    """After a paired-sampling run: wait (at most 120 s) until the gateway's learning queue is
+    empty, so that no backlog runs during the next scenario; what the run's jobs came to."""
+    end = time.monotonic()
+    while True:
+        status = learning_status(base)
+        if status["queued"] == 0 and status.get("running", 0) == 0:
+            break
+        if time.monotonic() - end > 120:
+            break
+        time.sleep(0.05)
+    counts = status["counts"]
+    delta = {k: v - before.get(k, 0) for k, v in counts.items() if v != before.get(k, 0)}
+    return {"drain_s": round(time.monotonic() - end, 2), "left": status["queued"], **delta}
 
 
 def run_all(items: list[Scenario], args: argparse.Namespace, stack: Stack) -> None:
@@ -261,9 +328,11 @@ def run_all(items: list[Scenario], args: argparse.Namespace, stack: Stack) -> No
             sc.runs.append(res)
             done += 1
             mode = "stream" if sc.stream else "json"
+            learned = f" learning {res['learning']}" if "learning" in res else ""
             print(f"[{done}/{total}] run {r + 1} {sc.group} {mode} c={sc.clients} "
                   f"{sc.target.name}: {res['rps']:.0f} req/s p50 {fmt(res['p50_ms'])} ms "
-                  f"errors {res['errors']}", file=sys.stderr, flush=True)  # fmt: skip
+                  f"cpu {res['server_cpu_us_per_req']:,.0f} us/req "
+                  f"errors {res['errors']}{learned}", file=sys.stderr, flush=True)  # fmt: skip
             if res["errors"]:
                 raise RuntimeError(f"{sc.target.name}: {res['errors']} failed requests")
         note_rss(stack)
@@ -334,7 +403,8 @@ def targets_table(items: list[Scenario], stack: Stack) -> list[str]:
         ("added p50 at 1 client, `auto` route (router included)", "<= 4 ms",
          f"{added(AUTO):.2f} ms"),
         ("added p50 at 1 client, `auto` with paired sampling of every answer", "= `auto`",
-         f"{added(LEARN):.2f} ms (16 clients: p50 {best(LEARN, 16)['p50_ms']:.2f} ms, "
+         f"{added(LEARN):.2f} ms (5% of answers: {added(LEARN5):.2f} ms; 16 clients: p50 "
+         f"{best(LEARN, 16)['p50_ms']:.2f} ms, 5%: {best(LEARN5, 16)['p50_ms']:.2f} ms, "
          f"`auto` {best(AUTO, 16)['p50_ms']:.2f} ms)"),
         ("req/s at 16 clients, 0 ms upstream, 1 worker, pinned", ">= 2,000",
          f"{best(PINNED, 16)['rps']:,.0f} (10% traced: {best(SAMPLED, 16)['rps']:,.0f})"),
@@ -412,8 +482,10 @@ def router_latency(args: argparse.Namespace) -> list[str]:
 
 
 def report(items: list[Scenario], args: argparse.Namespace, stack: Stack) -> str:
-    out = ["### Targets", "", *targets_table(items, stack)]
-    out += ["", "### Non-streaming", "", *main_table(items, False)]
+    out = []
+    if args.only is None and args.loads is None and not args.json_only:  # needs every scenario
+        out += ["### Targets", "", *targets_table(items, stack), ""]
+    out += ["### Non-streaming", "", *main_table(items, False)]
     out += ["", "### Streaming (13 SSE events)", "", *main_table(items, True)]
     out += ["", "Resident memory after the load:", *memory_lines(stack)]
     out += ["", *machine_note(args, stack)]
@@ -440,6 +512,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--router-latency", action="store_true",
                    help="also run bench/router_latency.py (heuristic and learned)")  # fmt: skip
     p.add_argument("--router-n", type=int, default=200)
+    p.add_argument(
+        "--only",
+        type=lambda v: set(v.split(",")),
+        help="run these targets' scenarios alone, e.g. auto,learn,learn-5pct",
+    )
+    p.add_argument(
+        "--loads",
+        type=lambda v: {int(x) for x in v.split(",")},
+        help="these client counts only, e.g. 1,16",
+    )
+    p.add_argument("--json-only", action="store_true", help="no streaming rows")
     args = p.parse_args()
     args.duration = args.duration or (1.5 if args.quick else 3.0)
     args.repeat = args.repeat or (1 if args.quick else 2)
@@ -450,7 +533,8 @@ def write_json(path: Path, items: list[Scenario], args: argparse.Namespace, stac
     rows = [{"target": sc.target.name, "model": sc.target.model, "stream": sc.stream,
              "clients": sc.clients, "group": sc.group, "runs": sc.runs, "best": sc.best()}
             for sc in items]  # fmt: skip
-    meta = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    meta = {k: (str(v) if isinstance(v, Path) else sorted(v) if isinstance(v, set) else v)
+            for k, v in vars(args).items()}  # fmt: skip
     doc = {"args": meta, "rows": rows, "rss_mb": stack.rss_mb}
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
@@ -466,7 +550,7 @@ def main() -> int:
     stack = Stack(tmp)
     try:
         start_stack(stack, args)
-        items = scenarios(stack)
+        items = scenarios(stack, args)
         run_all(items, args, stack)
         text = report(items, args, stack)
         print(text)
