@@ -2,7 +2,9 @@
 small answer fails. Fixed checks: an empty answer, one cut off by max_tokens, a refusal, a low
 mean token log-probability (where the upstream returned them). The learned check: a verifier
 (gateway/router/verifier.py) scores (conversation, small answer) and escalates at or above the
-route's threshold. Budget-aware: a team whose budget says small only is never escalated."""
+route's threshold; with `mix`, the route's prompt-router score and the verifier's are mixed
+(gateway/router/verifier.py `Mix`) and the mixed score meets the threshold instead. Budget-aware:
+a team whose budget says small only is never escalated."""
 
 import logging
 import re
@@ -12,7 +14,7 @@ from typing import Any
 
 from gateway.config import CascadeConfig
 from gateway.router.model_thread import run_model
-from gateway.router.verifier import TOP_LOGPROBS, Verifier, load_verifier
+from gateway.router.verifier import TOP_LOGPROBS, Mix, Verifier, load_verifier
 
 log = logging.getLogger("frugal.cascade")
 
@@ -76,6 +78,17 @@ def threshold_of(cfg: CascadeConfig, verifier: Verifier) -> float:
     return verifier.model.threshold if cfg.threshold is None else cfg.threshold
 
 
+def mix_of(cfg: CascadeConfig, verifier: Verifier) -> Mix | None:
+    """The route's mix with its weight and threshold, or None (`mix: 0`; config validation
+    makes sure the verifier records one and the weight has a threshold)."""
+    if cfg.mix == 0 or verifier.mix is None:
+        return None
+    if cfg.threshold is not None:
+        weight = verifier.mix.weight if cfg.mix == "auto" else float(cfg.mix)
+        return verifier.mix.with_weight(weight).at(cfg.threshold)
+    return verifier.mix if cfg.mix == "auto" else verifier.mix.with_weight(float(cfg.mix), True)
+
+
 def upstream_extra(cfg: CascadeConfig, stream: bool = False, chat: bool = True) -> dict[str, Any]:
     """Fields the small call needs for the check: log-probabilities when the verifier reads
     them (their top alternatives give the entropy; the completions API takes their number), a
@@ -120,10 +133,13 @@ class Verdict:
 
 
 async def check(
-    body: dict[str, Any], cfg: CascadeConfig, messages: Sequence[Mapping[str, Any]]
-) -> Verdict:
+    body: dict[str, Any], cfg: CascadeConfig, messages: Sequence[Mapping[str, Any]],
+    router_score: float | None = None, scorer: str | None = None,
+) -> Verdict:  # fmt: skip
     """The fixed checks, then the verifier (on the first choice; a second sample, when asked
-    for, is the agreement signal)."""
+    for, is the agreement signal), mixed with the route's `router_score` when the route has
+    `mix` and `scorer` is the router the mix was fitted for (else the verifier alone, at its
+    own recorded threshold)."""
     reason = escalation_reason(body, cfg)
     if reason is not None:
         return Verdict(reason, reason)
@@ -144,8 +160,16 @@ async def check(
     except Exception:  # a failing check must not fail the request: the answer stands
         log.exception("cascade: verifier %s failed; the small answer is kept", verifier.name)
         return Verdict(None, f"verifier {verifier.name} failed: kept", None)
-    threshold = threshold_of(cfg, verifier)
-    if score >= threshold:
-        why = f"verifier {verifier.name} {score:.3f}>={threshold:g}"
+    mix = mix_of(cfg, verifier)
+    value, threshold, what = score, threshold_of(cfg, verifier), f"verifier {verifier.name}"
+    if mix is not None and router_score is not None and scorer == mix.router:
+        value, threshold = mix.score(router_score, score), mix.threshold
+        what = (f"mix {mix.weight:g} of router {scorer} {router_score:.3f} and verifier "
+                f"{verifier.name} {score:.3f}:")  # fmt: skip
+    elif mix is not None:  # no score of the mix's router: the verifier alone, at its own
+        threshold = verifier.model.threshold
+        what = f"verifier {verifier.name} (no {mix.router} score to mix)"
+    if value >= threshold:
+        why = f"{what} {value:.3f}>={threshold:g}"
         return Verdict(why, why, score)
-    return Verdict(None, f"passed verifier {verifier.name} {score:.3f}<{threshold:g}", score)
+    return Verdict(None, f"passed {what} {value:.3f}<{threshold:g}", score)

@@ -297,6 +297,13 @@ class CascadeConfig(Strict):
     # 2: a second small sample (temperature as sent) for the verifier's agreement signal; it
     # doubles the small tier's cost and time, so only for local models.
     samples: int = Field(default=1, ge=1, le=2)
+    # Mix the route's prompt-router score into the check: escalate on w x z(router) + (1 - w) x
+    # z(verifier) (z: standardised as recorded in the verifier artifact, which names the router
+    # it was fitted for: minilm-dq8). "auto": the recorded weight and threshold; a number in
+    # 0..1: that weight (on the 0.05 grid, or give `threshold`); 0: the verifier alone. A request
+    # whose decision has no score of that router (another router is live) uses the verifier
+    # alone, with its own recorded threshold.
+    mix: Literal["auto"] | float = 0.0
 
     @field_validator("verifier")
     @classmethod
@@ -308,6 +315,25 @@ class CascadeConfig(Strict):
 
             load_verifier(name)
         return name
+
+    @model_validator(mode="after")
+    def _mix_recorded(self) -> "CascadeConfig":
+        """A mix needs a verifier that records one, and a threshold for its weight."""
+        if self.mix == 0:
+            return self
+        if not isinstance(self.mix, str) and not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix: {self.mix:g} is not within 0..1; give auto, 0 or a weight")
+        if self.verifier is None:
+            raise ValueError("mix needs `verifier` (the mixed score is router + verifier)")
+        from gateway.router.verifier import load_verifier
+
+        mix = load_verifier(self.verifier).mix
+        if mix is None:
+            raise ValueError(f"verifier {self.verifier!r} records no mix: retrain it with "
+                             "`frugal router verifier train`, or set mix: 0")  # fmt: skip
+        if not isinstance(self.mix, str) and self.threshold is None:
+            mix.threshold_for(self.mix)  # ValueError naming the recorded weights
+        return self
 
 
 class AffinityConfig(Strict):

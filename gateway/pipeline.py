@@ -159,7 +159,8 @@ async def _cascade(
     cfg = _cascading(rt, call, req)
     if cfg is None or d is None or call.model is None or rt.router.model(call.model).tier != d.tier:
         return None  # no cascade, or a fallback of another tier answered
-    verdict = await cascade.check(body, cfg, _messages(call))
+    scorer = d.extra.get("scorer")  # the route's router score: `cascade.mix` reads it
+    verdict = await cascade.check(body, cfg, _messages(call), d.score, scorer)
     if verdict.score is not None:  # the verifier ran: say what it found
         call.extra_headers["x-frugal-cascade"] = verdict.note
     if verdict.reason is None:

@@ -466,6 +466,74 @@ def signals(
     return out
 
 
+def logit(p: F64) -> F64:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9)
+    return np.asarray(np.log(q / (1.0 - q)), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """The cascade's mixed check (`cascade.mix`): sigmoid(w x z(logit(router score)) +
+    (1 - w) x z(logit(verifier score))), z standardised with the out-of-fold scores of the
+    public rows; the router is the prompt router it was fitted for (lab/verifier_mix.py). The
+    result ranks like the weighted sum; it is no probability."""
+
+    router: str  # the prompt router (artifact name) whose scores were standardised
+    weight: float  # the fitted weight (`mix: auto`)
+    router_mean: float
+    router_std: float
+    verifier_mean: float
+    verifier_std: float
+    threshold: float  # the fitted weight's threshold (quality floor 0.95, out-of-fold)
+    thresholds: Mapping[str, float] | None = None  # per grid weight ("0.35": ...)
+    calibration: Mapping[str, Any] | None = None  # the fitted weight's
+
+    def with_weight(self, weight: float, recorded: bool = False) -> "Mix":
+        """This mix at another weight (`recorded`: with that weight's recorded threshold)."""
+        threshold = self.threshold_for(weight) if recorded else self.threshold
+        return Mix(self.router, weight, self.router_mean, self.router_std, self.verifier_mean,
+                   self.verifier_std, threshold, self.thresholds)  # fmt: skip
+
+    def at(self, threshold: float) -> "Mix":
+        return Mix(self.router, self.weight, self.router_mean, self.router_std,
+                   self.verifier_mean, self.verifier_std, threshold, self.thresholds,
+                   self.calibration)  # fmt: skip
+
+    def threshold_for(self, weight: float) -> float:
+        """The recorded threshold of a weight (the fitted one's, or one on the 0.05 grid)."""
+        if abs(weight - self.weight) < 1e-9:
+            return self.threshold
+        found = (self.thresholds or {}).get(f"{weight:.2f}")
+        if found is None or abs(round(weight, 2) - weight) > 1e-9:
+            raise ValueError(f"no recorded threshold for mix weight {weight:g} (recorded: "
+                             f"{', '.join(sorted(self.thresholds or {}))})")  # fmt: skip
+        return float(found)
+
+    def scores(self, router: F64, verifier: F64) -> F64:
+        zr = (logit(router) - self.router_mean) / (self.router_std + 1e-9)
+        zv = (logit(verifier) - self.verifier_mean) / (self.verifier_std + 1e-9)
+        z = self.weight * zr + (1.0 - self.weight) * zv
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+    def score(self, router: float, verifier: float) -> float:
+        return float(self.scores(np.array([router]), np.array([verifier]))[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"router": self.router, "weight": self.weight, "router_mean": self.router_mean,
+                "router_std": self.router_std, "verifier_mean": self.verifier_mean,
+                "verifier_std": self.verifier_std, "threshold": self.threshold,
+                "thresholds": dict(self.thresholds or {}),
+                "calibration": dict(self.calibration or {})}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Mix":
+        return cls(str(data["router"]), float(data["weight"]), float(data["router_mean"]),
+                   float(data["router_std"]), float(data["verifier_mean"]),
+                   float(data["verifier_std"]), float(data["threshold"]),
+                   {str(k): float(v) for k, v in (data.get("thresholds") or {}).items()},
+                   dict(data.get("calibration") or {}))  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class VerifierModel:
     """A logistic regression over standardised signals (and, optionally, the embeddings)."""
@@ -528,6 +596,8 @@ class Verifier:
         self.model = model
         self.name = model.name
         self.blocking = model.uses_embedding
+        mix = model.meta.get("mix")
+        self.mix = Mix.from_json(mix) if isinstance(mix, Mapping) else None  # `cascade.mix`
         self._embedder: Any = None
         if model.uses_embedding:
             from gateway.router.embedder import MiniLMEmbedder, threads_from_env
