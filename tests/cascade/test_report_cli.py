@@ -127,3 +127,29 @@ def test_the_verifier_trains_on_your_labels_with_logprobs(
     # out-of-fold, every wrong answer first: the oracle's 1 - 0.25 / 2 (a quarter are wrong)
     assert cascade_apgr["value"] == pytest.approx(0.875)
     assert "slice" not in data["meta"]  # the public slice is recorded only with public sets
+
+
+def test_calibrate_mix_gives_the_mixed_score_a_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.router.verifier import Mix, load_verifier
+    from tests.cascade.conftest import write_verifier
+
+    assert main(["router", "calibrate", "--verifier", "verifier-v1", "--mix",
+                 "--quality-floor", "0.95", "--json"]) == 0  # fmt: skip
+    shipped = json.loads(capsys.readouterr().out)
+    mix = load_verifier("verifier-v1").mix
+    assert mix is not None and mix.router == "minilm-dq8"
+    assert shipped["threshold"] == pytest.approx(mix.threshold)  # the recorded one
+    assert shipped["config"]["cascade"] == {"verifier": "verifier-v1", "mix": "auto",
+                                            "threshold": round(mix.threshold, 6)}  # fmt: skip
+    # On a labels file: the prompts scored by the mix's router, mixed with the verifier's
+    own = write_verifier(tmp_path, "verifier-mixcal",
+                         mix=Mix("minilm-dq8", 0.3, 0.0, 1.0, 0.0, 1.0, 0.5))  # fmt: skip
+    labels = _labels(tmp_path / "labels.jsonl")
+    assert main(["router", "calibrate", "--verifier", str(own), "--mix", "--input",
+                 str(labels), "--target-large-share", "0.34", "--json"]) == 0  # fmt: skip
+    mixed = json.loads(capsys.readouterr().out)
+    assert mixed["config"]["cascade"]["mix"] == "auto" and 0.0 < mixed["threshold"] < 1.0
+    assert main(["router", "calibrate", "--mix", "--target-large-share", "0.2"]) == 2
+    assert "--mix calibrates a verifier's mixed score: give --verifier" in capsys.readouterr().err

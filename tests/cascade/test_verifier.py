@@ -150,6 +150,28 @@ def test_the_recorded_figures_hold_what_the_readme_claims() -> None:
     assert cost["cascade"] < cost["prompt"]  # cheaper, but not the half the issue asks
 
 
+def test_the_served_mix_is_recorded_for_the_shipped_router() -> None:
+    """README, "The mix, served": fitted on the shipped router's out-of-fold scores (its
+    per-set APGR is the router artifact's own), never below that router on any set, above it
+    on GSM8K (CI above 0), and its threshold is the one its calibration gives."""
+    from gateway.router import artifact
+    from gateway.router.calibration import Calibration
+
+    verifier = load_verifier(DEFAULT_VERIFIER)
+    mix = verifier.mix
+    assert mix is not None and mix.router == artifact.DEFAULT_NAME and 0 < mix.weight < 1
+    sets = verifier.model.meta["mix"]["evaluation"]["sets"]
+    recorded = artifact.load(artifact.DEFAULT_NAME).meta["evaluation"]["sets"]
+    for name, entry in sets.items():
+        served = entry["schemes"]["prompt"]["apgr"]["value"]
+        assert served == pytest.approx(recorded[name]["router"]["apgr"]["value"], abs=1e-3)
+        assert entry["schemes"]["mix"]["apgr_minus_prompt"]["value"] >= 0, name
+    assert sets["gsm8k"]["schemes"]["mix"]["apgr_minus_prompt"]["lo"] > 0
+    cal = Calibration.from_json(dict(mix.calibration or {}))
+    assert cal.threshold_for_quality(0.95) == pytest.approx(mix.threshold)
+    assert mix.threshold_for(mix.weight) == mix.threshold
+
+
 def test_an_unknown_verifier_fails_at_start_up() -> None:
     from pydantic import ValidationError
 

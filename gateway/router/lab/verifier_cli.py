@@ -59,6 +59,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", run: Ha
     cal = sub.choices["calibrate"]
     cal.add_argument("--verifier", default=None,
                      help="calibrate this verifier's threshold (the cascade) instead")  # fmt: skip
+    cal.add_argument("--mix", action="store_true",
+                     help="with --verifier: the threshold of the mixed score (cascade.mix: "
+                          "auto), the prompt router's and the verifier's")  # fmt: skip
     cal.set_defaults(router_handler=_or_verifier(cal.get_default("router_handler")))
 
 
@@ -146,15 +149,23 @@ def _with_answers(prompt_only: Handler) -> Handler:
 def _or_verifier(prompt_only: Handler) -> Handler:
     def calibrate_cmd(args: argparse.Namespace) -> int:
         if args.verifier is None:
+            if args.mix:
+                raise ValueError("--mix calibrates a verifier's mixed score: give --verifier")
             return int(prompt_only(args))
         from gateway.router.calibration import Calibration
 
         verifier = load_verifier(args.verifier)
+        mix = verifier.mix if args.mix else None
+        if args.mix and mix is None:
+            raise ValueError(f"verifier {verifier.name} records no mix: retrain it with "
+                             "`frugal router verifier train`")  # fmt: skip
         if args.input is None:
-            cal = Calibration.from_json(verifier.model.meta["calibration"])
+            recorded = mix.calibration if mix is not None else verifier.model.meta["calibration"]
+            cal = Calibration.from_json(dict(recorded or {}))
             source = f"verifier {verifier.name} (public rows, out-of-fold)"
+            source += f", mixed with {mix.router} at weight {mix.weight:g}" if mix else ""
         else:
-            cal, source = _calibration_on(args.input, verifier), str(args.input)
+            cal, source = _calibration_on(args.input, verifier, mix), str(args.input)
         if args.target_large_share is not None:
             goal = {"target_escalation_share": args.target_large_share}
             threshold = cal.threshold_for_share(args.target_large_share)
@@ -162,16 +173,20 @@ def _or_verifier(prompt_only: Handler) -> Handler:
             share = cal.share_for_quality(args.quality_floor)
             goal = {"quality_floor": args.quality_floor, "escalation_share": share}
             threshold = cal.threshold_for_share(share)
+        cascade: dict[str, Any] = {"verifier": verifier.name, "threshold": round(threshold, 6)}
+        if mix is not None:
+            cascade["mix"] = "auto"
         result = {**goal, "threshold": threshold, "verifier": verifier.name, "source": source,
-                  "config": {"cascade": {"verifier": verifier.name,
-                                         "threshold": round(threshold, 6)}}}  # fmt: skip
+                  "config": {"cascade": cascade}}  # fmt: skip
         print(json.dumps(result) if args.json else f"{threshold:.6f}")
         return 0
 
     return calibrate_cmd
 
 
-def _calibration_on(path: Path, verifier: Any) -> Any:
+def _calibration_on(path: Path, verifier: Any, mix: Any = None) -> Any:
+    """The calibration of the verifier's scores (or, with `mix`, of the mixed scores, the
+    prompts scored by the mix's router) on a labels file."""
     from gateway.router.lab.calibrate import calibrate
     from gateway.router.lab.examples import parse_log_record
     from gateway.router.lab.verifier_data import small_answer
@@ -179,9 +194,17 @@ def _calibration_on(path: Path, verifier: Any) -> Any:
     records = [r for r in _answer_lines(path) if small_answer(r) is not None]
     if not records:
         raise ValueError(f'{path}: no line has an "answer" (or answers.small) to verify')
-    scores = np.array([verifier.score(r.get("messages") or [{"role": "user", "content":
-                       r.get("prompt", "")}], small_answer(r), r.get("logprobs"))
-                       for r in records])  # fmt: skip
+    convs = [r.get("messages") or [{"role": "user", "content": r.get("prompt", "")}]
+             for r in records]  # fmt: skip
+    scores = np.array([verifier.score(m, small_answer(r), r.get("logprobs"))
+                       for m, r in zip(convs, records, strict=True)])  # fmt: skip
+    if mix is not None:
+        from gateway.router.loading import load_scorer
+
+        scorer = load_scorer(mix.router)
+        routed = np.array([scorer.score(m, bool(r.get("tools"))) for m, r in
+                           zip(convs, records, strict=True)])  # fmt: skip
+        scores = mix.scores(routed, scores)
     labelled = None
     if all("acceptable" in r for r in records):
         ex = [parse_log_record(r, str(path)) for r in records]

@@ -16,8 +16,9 @@ Schemes compared (each ranks the rows; the k highest get the large tier):
   verifier ranks the rest; `skip` is chosen inside the training folds;
 - mix: both scores at once, w x z(prompt logit) + (1 - w) x z(verifier logit) (z: standardised
   over the training rows), one w chosen inside the training folds on inner out-of-fold scores;
-  the small call is always paid. Measured here; not served (the cascade check would need the
-  route's router score).
+  the small call is always paid. Measured here with the lab's prompt view; the mix the gateway
+  serves (`cascade.mix`) is fitted for the shipped router by `served_mix` (lab/verifier_mix.py)
+  and recorded in the artifact's `meta.mix`.
 """
 
 import time
@@ -390,6 +391,40 @@ def _random_share(out: Outcomes) -> float:
     return 0.0 if qs >= FLOOR * ql else min(1.0, (FLOOR * ql - qs) / (ql - qs))
 
 
+def served_mix(
+    mx: Matrix, verifier_oof: F64, router: str, data: Path | None, n_boot: int
+) -> dict[str, Any]:
+    """The served mix (`lab/verifier_mix.py`): its weight, standardisation and thresholds,
+    and its out-of-fold figures per set against the served router's out-of-fold scores
+    ("prompt" there) and the cascade alone."""
+    from gateway.router.lab.verifier_mix import fit_mix, mix_meta, router_oof, served_mix_oof
+
+    routed = router_oof([r.example for r in mx.rows], router, data)
+    keep = ~np.isnan(routed)
+    idx = np.flatnonzero(keep)
+
+    def outcomes(mask: npt.NDArray[np.bool_]) -> Outcomes:
+        full = np.zeros(len(mx.rows), dtype=bool)
+        full[idx[mask]] = True
+        return mx.outcomes(full)
+
+    r, v, sets = routed[keep], verifier_oof[keep], mx.sets[keep]
+    mixed, chosen = served_mix_oof(r, v, mx.folds[keep], sets, outcomes)
+    q = (np.array([x.example.q_small for x in mx.rows])[keep],
+         np.array([x.example.q_large for x in mx.rows])[keep])  # fmt: skip
+    fitted = fit_mix(r, v, q, sets, chosen, router)
+    evaluation: dict[str, Any] = {"chosen": chosen, "n_boot": n_boot, "sets": {}}
+    for name in dict.fromkeys(sets.tolist()):
+        m = sets == name
+        schemes = {"prompt": r[m], "cascade": v[m], "mix": mixed[m]}
+        paired = bootstrap({"prompt": v[m], "mix": mixed[m]}, outcomes(m), n_boot)["mix"]
+        evaluation["sets"][name] = {
+            "n": int(m.sum()), "schemes": bootstrap(schemes, outcomes(m), n_boot),
+            "mix_minus_cascade": paired.get("apgr_minus_prompt"),  # paired, same resamples
+        }  # fmt: skip
+    return mix_meta(fitted, evaluation)
+
+
 SLICE = {"gsm8k": 300, "rb_winogrande": 200}  # the rows `slice_figure` re-trains on
 
 
@@ -410,9 +445,11 @@ def train(
     sets: Sequence[str] = VERIFIER_SETS, data: Path | None = None, labels: Sequence[Path] = (),
     name: str = "verifier-v1", out_dir: Path = ARTIFACTS_DIR, n_boot: int = 1000,
     groups: Sequence[str] = SHIPPED_GROUPS, png: Path | None = None,
+    mix_router: str | None = "minilm-dq8",
 ) -> tuple[VerifierModel, dict[str, Any]]:  # fmt: skip
     """Evaluate (out-of-fold), then fit on every row and write `<name>.json`; `png`: the
-    savings page of the out-of-fold schemes on GSM8K (the README's picture)."""
+    savings page of the out-of-fold schemes on GSM8K (the README's picture); `mix_router`:
+    the prompt router the served mix is fitted for (`served_mix`; None: no mix)."""
     from gateway.router.lab.verifier_data import read_labels
 
     started = time.monotonic()
@@ -438,6 +475,8 @@ def train(
             "threshold_rule": f"quality floor {FLOOR}, every set equal, out-of-fold"}  # fmt: skip
     if set(SLICE) <= set(sets):
         meta["slice"] = slice_figure(data)
+    if mix_router:
+        meta["mix"] = served_mix(mx, oof["cascade"], mix_router, data, n_boot)
     vm = VerifierModel(name, tuple(groups), cols, model.mean, model.scale, model.coef,
                        model.bias, threshold, meta, interactions=True)  # fmt: skip
     if out_dir is not None:
