@@ -2,7 +2,7 @@
 (`minilm-dq8`, the route's `router: default`) scoring the prompt: the same borderline small
 answer is escalated for a prompt the router scores high and kept for one it scores low; the
 verifier alone keeps both; a route scoring with another router falls back to the verifier
-alone. The test verifier's recorded mix standardises the router's logit around the midpoint
+alone; both calls are costed and a team whose budget says small only is not escalated. The test verifier's recorded mix standardises the router's logit around the midpoint
 of the two prompts' scores (measured here), so each verdict is known:
   verifier: sigmoid(-4 x -0.45 - 2) = 0.45 (below its threshold 0.5: it passes alone);
   mixed, weight 0.5: sigmoid(0.5 x (+-2) + 0.5 x logit(0.45)) = 0.71 (high) / 0.25 (low)."""
@@ -33,6 +33,13 @@ HARD = [{"role": "user", "content": "Prove that there are infinitely many primes
 EASY = [{"role": "user", "content": "What is the capital of France?"}]
 ANSWER = "Here is my answer."
 BORDERLINE = -0.45  # every token's log-probability: the test verifier says 0.45
+POLICY = """
+teams:
+  open: {}
+  tight:
+    budgets: {day: "0.10"}
+    soft: {at: 0.05, actions: [force_small_tier]}
+"""
 
 
 def _logit(p: float) -> float:
@@ -56,12 +63,12 @@ def verifier_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def gw(
     fake_openai: FakeOpenAI, verifier_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[httpx.Client, str]]:
+) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     mp = pytest.MonkeyPatch()
     mp.setenv(KEY_ENV, fake_openai.api_key or "")
     policies = tmp_path_factory.mktemp("policies")
-    (policies / "teams.yaml").write_text("teams:\n  open: {}\n")
-    key = create_key(policies, "open")
+    (policies / "teams.yaml").write_text(POLICY)
+    keys = {t: create_key(policies, t) for t in ("open", "tight")}
 
     def model(upstream: str, tier: str, out: str) -> dict[str, Any]:
         return model_cfg(fake_openai.url, upstream, tier=tier, api_key_env=KEY_ENV,
@@ -74,20 +81,24 @@ def gw(
 
     settings = Settings(
         models={"small-a": model("fake-small", "small", "0.20"),
-                "large-a": model("fake-large", "large", "8.00")},
+                "large-a": model("fake-large", "large", "8.00"),
+                "pricey": model("fake-pricey", "medium", "1000")},
         routes={"mixed": route("default", "auto"), "alone": route("default", 0),
                 "heuristic-mixed": route("heuristic", "auto")},
         policies_dir=policies,
     )  # fmt: skip
     with GatewayServer(settings) as server, httpx.Client(base_url=server.url, timeout=30) as c:
-        yield c, key
+        yield c, keys
     mp.undo()
 
 
-def _post(gw: tuple[httpx.Client, str], model: str, messages: Any) -> httpx.Response:
-    client, key = gw
+def _post(
+    gw: tuple[httpx.Client, dict[str, str]], model: str, messages: Any, team: str = "open"
+) -> httpx.Response:
+    client, keys = gw
     body = {"model": model, "messages": messages, "max_tokens": 20}
-    r = client.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+    auth = {"authorization": f"Bearer {keys[team]}"}
+    r = client.post("/v1/chat/completions", json=body, headers=auth)
     assert r.status_code == 200, r.text
     return r
 
@@ -100,6 +111,9 @@ def borderline(upstream: FakeOpenAI) -> FakeOpenAI:
 
 
 def test_the_mix_escalates_a_prompt_the_router_scores_high(gw: Any, borderline: FakeOpenAI) -> None:
+    small_only = Decimal(_post(gw, "small-a", HARD).headers["x-frugal-cost-usd"])
+    large_only = Decimal(_post(gw, "large-a", HARD).headers["x-frugal-cost-usd"])
+    borderline.requests.clear()
     r = _post(gw, "mixed", HARD)
     assert r.headers["x-frugal-model"] == "large-a"
     cascade = r.headers["x-frugal-cascade"]
@@ -108,8 +122,7 @@ def test_the_mix_escalates_a_prompt_the_router_scores_high(gw: Any, borderline: 
     assert "cascade: small answer mix 0.5" in r.headers["x-frugal-route-reason"]
     assert [q["model"] for q in borderline.requests] == ["fake-small", "fake-large"]
     assert r.json()["choices"][0]["message"]["content"] == "Large."
-    small_usd = Decimal("20") * Decimal("0.20") / 10**6  # both calls are in the cost
-    assert Decimal(r.headers["x-frugal-cost-usd"]) > small_usd
+    assert Decimal(r.headers["x-frugal-cost-usd"]) == small_only + large_only  # both calls
 
 
 def test_the_mix_keeps_the_same_answer_to_a_prompt_the_router_scores_low(
@@ -122,6 +135,17 @@ def test_the_mix_keeps_the_same_answer_to_a_prompt_the_router_scores_low(
     assert "verifier verifier-mix 0.450: 0.2" in cascade and cascade.endswith("<0.5"), cascade
     assert r.json()["choices"][0]["message"]["content"] == ANSWER
     assert [q["model"] for q in borderline.requests] == ["fake-small"]
+
+
+def test_the_mix_does_not_escalate_when_the_budget_says_small_only(
+    gw: Any, borderline: FakeOpenAI
+) -> None:
+    _post(gw, "pricey", EASY, team="tight")  # ~$0.02 of $0.10: past the 5% soft limit
+    r = _post(gw, "mixed", HARD, team="tight")
+    assert r.headers["x-frugal-model"] == "small-a"
+    cascade = r.headers["x-frugal-cascade"]
+    assert cascade.startswith("not escalated (team.day") and "mix 0.5 of router" in cascade
+    assert "small tier forced" in r.headers["x-frugal-route-reason"]
 
 
 def test_the_verifier_alone_keeps_the_borderline_answer(gw: Any, borderline: FakeOpenAI) -> None:
