@@ -59,9 +59,12 @@ def _start(cfg: Path, upstream_key: str) -> list[tuple[Process, str]]:
         out.append((Process(cmd, env=env), f"http://127.0.0.1:{port}"))
     for proc, url in out:
         try:
-            wait_port(int(url.rsplit(":", 1)[1]), 30)
+            wait_port(int(url.rsplit(":", 1)[1]), 90)  # three start at once on shared cores
         except TimeoutError:
-            raise RuntimeError(proc.output()) from None
+            log = proc.output()
+            for p, _ in out:
+                p.stop()
+            raise RuntimeError(f"a replica did not start within 90 s: {log!r}") from None
     return out
 
 
