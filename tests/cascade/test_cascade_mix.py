@@ -2,8 +2,9 @@
 (`minilm-dq8`, the route's `router: default`) scoring the prompt: the same borderline small
 answer is escalated for a prompt the router scores high and kept for one it scores low; the
 verifier alone keeps both; a route scoring with another router falls back to the verifier
-alone; both calls are costed and a team whose budget says small only is not escalated. The test verifier's recorded mix standardises the router's logit around the midpoint
-of the two prompts' scores (measured here), so each verdict is known:
+alone; both calls are costed and a team whose budget says small only is not escalated.
+The test verifier's recorded mix standardises the router's logit around the midpoint of the
+two prompts' scores (measured here), so each verdict is known:
   verifier: sigmoid(-4 x -0.45 - 2) = 0.45 (below its threshold 0.5: it passes alone);
   mixed, weight 0.5: sigmoid(0.5 x (+-2) + 0.5 x logit(0.45)) = 0.71 (high) / 0.25 (low)."""
 
