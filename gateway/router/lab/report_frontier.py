@@ -261,7 +261,7 @@ def draw_out_of_fold(
                Scheme("router", oof["prompt"][mask], label="prompt-only router"),
                Scheme("cascade", cascade, threshold_share(cascade, threshold)),
                Scheme("hybrid", hybrid, threshold_share(hybrid, threshold))]  # fmt: skip
-    if "mix" in oof:  # measured, not served: no threshold to mark
+    if "mix" in oof:  # the lab's mix; the served one (cascade.mix) has its own threshold
         schemes.append(Scheme("mix", oof["mix"][mask]))
     title = (f"{name}, {int(mask.sum())} prompts, Mixtral-8x7B -> GPT-4: out-of-fold scores "
              "(router = prompt-only on the same folds)")  # fmt: skip
