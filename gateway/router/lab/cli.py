@@ -116,6 +116,22 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         action="store_true",
         help="let the labels re-weight the prior's own experts too (measured: no better)",
     )
+    proto.add_argument(
+        "--prior",
+        choices=("difficulty", "mixture"),
+        default="difficulty",
+        help="the out-of-domain prior: general difficulty (default) or the shipped mixture spec",
+    )
+    proto.add_argument(
+        "--priors",
+        action="store_true",
+        help="instead: the N = 0 column of every candidate prior, and the nested selection",
+    )
+    proto.add_argument(
+        "--in-domain",
+        action="store_true",
+        help="with --priors: also the candidates' in-domain 5-fold out-of-fold APGR",
+    )
     proto.set_defaults(fn=run, router_handler=protocol_cmd)
     score = sub.add_parser("score", help="score prompts: JSONL in, JSONL {id, score} out")
     score.add_argument(

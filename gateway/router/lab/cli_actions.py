@@ -64,14 +64,34 @@ def protocol_cmd(args: argparse.Namespace) -> int:
 
     sets = [s for s in args.sets.split(",") if s]
     corpus = load_corpus(Options(data_dir=args.data, sets=sets))
+    if args.priors:
+        return priors_cmd(corpus, args)
     ns = [int(n) for n in args.ns.split(",") if n]
     result = protocol.run(corpus, sets, ns, args.seeds, args.boot,
                           log=lambda line: print(line, file=sys.stderr),
-                          use_public=args.public_experts)  # fmt: skip
+                          use_public=args.public_experts, prior_kind=args.prior)  # fmt: skip
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(protocol.format_table(result))
     print(f"({result['seconds']} s)")
+    return 0
+
+
+def priors_cmd(corpus: Any, args: argparse.Namespace) -> int:
+    from gateway.router.lab import priors
+
+    result = priors.out_of_domain(corpus)
+    print("N = 0 (fitted on the other sets, scored on the set):")
+    print(priors.format_rows(result["sets"], result["n0"]))
+    print(priors.format_nested(result))
+    if args.in_domain:
+        names = ("mixture", "difficulty C=0.0001", "mixture (difficulty)",
+                 f"mixture + {priors.HYBRID_WEIGHT:g} x difficulty")  # fmt: skip
+        result["in_domain"] = priors.in_domain(corpus, names)
+        print("in-domain (5-fold out-of-fold on every set):")
+        print(priors.format_rows(result["sets"], result["in_domain"]))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
