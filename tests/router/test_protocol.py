@@ -69,3 +69,16 @@ def test_routerbench_difficulty_is_the_share_of_its_models_failing() -> None:
         assert target[i] == pytest.approx(1.0 - sum(scores) / len(scores))
     # not the pair's own outcome: the two differ on some rows
     assert np.any(np.abs(target - np.array([1.0 - e.q_small for e in examples])) > 0.2)
+
+
+def test_an_adapter_variant_is_measured_in_place_of_the_shipped_adapter() -> None:
+    result = protocol.run(synthetic_corpus(1), ns=(100,), seeds=1, n_boot=20, variant="shrink")
+    assert result["adapter_variant"] == "shrink"
+    cell = result["sets"]["alpha"]["N=100"]
+    assert cell["choices"] == [{"variant": "shrink"}]
+    assert 0.0 <= cell["apgr"] <= 1.5
+
+
+def test_an_unknown_adapter_variant_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown adapter variant"):
+        protocol.run(synthetic_corpus(), ns=(100,), seeds=1, n_boot=5, variant="magic")

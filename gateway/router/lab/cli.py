@@ -123,6 +123,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="the out-of-domain prior: general difficulty (default) or the shipped mixture spec",
     )
     proto.add_argument(
+        "--adapter-variant",
+        default=None,
+        help="an adapter variant measured instead of the shipped adapter (lab/adapt_variants.py)",
+    )
+    proto.add_argument(
         "--priors",
         action="store_true",
         help="instead: the N = 0 column of every candidate prior, and the nested selection",

@@ -69,7 +69,8 @@ def protocol_cmd(args: argparse.Namespace) -> int:
     ns = [int(n) for n in args.ns.split(",") if n]
     result = protocol.run(corpus, sets, ns, args.seeds, args.boot,
                           log=lambda line: print(line, file=sys.stderr),
-                          use_public=args.public_experts, prior_kind=args.prior)  # fmt: skip
+                          use_public=args.public_experts, prior_kind=args.prior,
+                          variant=args.adapter_variant)  # fmt: skip
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(protocol.format_table(result))
@@ -80,9 +81,9 @@ def protocol_cmd(args: argparse.Namespace) -> int:
 def priors_cmd(corpus: Any, args: argparse.Namespace) -> int:
     from gateway.router.lab import priors
 
-    result = priors.out_of_domain(corpus)
+    result = priors.out_of_domain(corpus, n_boot=args.boot)
     print("N = 0 (fitted on the other sets, scored on the set):")
-    print(priors.format_rows(result["sets"], result["n0"]))
+    print(priors.format_rows(result["sets"], result["n0"], result["versus_mixture"]))
     print(priors.format_nested(result))
     if args.in_domain:
         names = ("mixture", "difficulty C=0.0001", "mixture (difficulty)",

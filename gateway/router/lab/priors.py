@@ -100,16 +100,37 @@ def _apgr(corpus: Corpus, scores: F64, rows: Mask) -> float:
     return m.apgr(np.asarray(scores, np.float64), corpus.outcomes(rows))
 
 
-def out_of_domain(corpus: Corpus, names: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """N = 0 of each candidate on each set, and the nested selection among `NESTED`."""
+def out_of_domain(
+    corpus: Corpus, names: tuple[str, ...] | None = None, n_boot: int = 200
+) -> dict[str, Any]:
+    """N = 0 of each candidate on each set; the 95% CI of its mean over the sets minus the
+    mixture's (paired: the same bootstrap resample of every set's rows for both); and the
+    nested selection among `NESTED`."""
     cands = candidates(corpus)
     sets = corpus.sets
     table: dict[str, dict[str, float]] = {}
+    scores: dict[str, dict[str, F64]] = {}
     for name in names or tuple(cands):
-        table[name] = {}
+        table[name], scores[name] = {}, {}
         for s in sets:
             held = corpus.mask(s)
-            table[name][s] = _apgr(corpus, cands[name](~held, held), held)
+            scores[name][s] = cands[name](~held, held)
+            table[name][s] = _apgr(corpus, scores[name][s], held)
+    rng = np.random.default_rng(0)
+    resamples = {s: rng.integers(0, int(corpus.mask(s).sum()), (n_boot, int(corpus.mask(s).sum())))
+                 for s in sets}  # fmt: skip
+    versus: dict[str, list[float]] = {}
+    for name in scores:
+        diffs = np.zeros(n_boot)
+        for s in sets:
+            out = corpus.outcomes(corpus.mask(s))
+            for b, idx in enumerate(resamples[s]):
+                sub = out.take(idx)
+                diffs[b] += m.apgr(scores[name][s][idx], sub) - m.apgr(
+                    scores["mixture"][s][idx], sub
+                )
+        lo, hi = np.percentile(diffs / len(sets), [2.5, 97.5])
+        versus[name] = [float(lo), float(hi)]
     nested: dict[str, Any] = {}
     for s in sets:
         held = corpus.mask(s)
@@ -124,7 +145,7 @@ def out_of_domain(corpus: Corpus, names: tuple[str, ...] | None = None) -> dict[
             inner[name] = float(np.mean(vals))
         pick = max(inner, key=lambda k: inner[k])
         nested[s] = {"pick": pick, "apgr": _apgr(corpus, cands[pick](~held, held), held)}
-    return {"sets": sets, "n0": table, "nested": nested}
+    return {"sets": sets, "n0": table, "versus_mixture": versus, "nested": nested}
 
 
 def in_domain(corpus: Corpus, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -140,12 +161,20 @@ def in_domain(corpus: Corpus, names: tuple[str, ...]) -> dict[str, dict[str, flo
     return out
 
 
-def format_rows(sets: list[str], rows: dict[str, dict[str, float]]) -> str:
-    lines = ["| prior | " + " | ".join(sets) + " | mean |", "|" + "---|" * (len(sets) + 2)]
+def format_rows(
+    sets: list[str], rows: dict[str, dict[str, float]], versus: dict[str, list[float]] | None = None
+) -> str:
+    head = "| prior | " + " | ".join(sets) + " | mean |" + (" vs mixture |" if versus else "")
+    lines = [head, "|" + "---|" * (len(sets) + 2 + bool(versus))]
+    mixture = np.mean([rows["mixture"][s] for s in sets]) if "mixture" in rows else 0.0
     for name, per_set in rows.items():
         vals = [per_set[s] for s in sets]
         cells = " | ".join(f"{v:.3f}" for v in vals)
-        lines.append(f"| {name} | {cells} | {np.mean(vals):.3f} |")
+        line = f"| {name} | {cells} | {np.mean(vals):.3f} |"
+        if versus:
+            lo, hi = versus[name]
+            line += f" {np.mean(vals) - mixture:+.3f} [{lo:+.3f}, {hi:+.3f}] |"
+        lines.append(line)
     return "\n".join(lines)
 
 

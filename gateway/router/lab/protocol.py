@@ -23,6 +23,7 @@ import numpy.typing as npt
 from gateway.router.lab import difficulty
 from gateway.router.lab import metrics as m
 from gateway.router.lab.adapt import adapted_scores, fit_adapter, one_blas_thread
+from gateway.router.lab.adapt_variants import fit_variant
 from gateway.router.lab.corpus import Corpus
 from gateway.router.lab.training import Spec, fit
 
@@ -124,10 +125,14 @@ def run(
     log: Any = None,
     use_public: bool = False,
     prior_kind: str = "difficulty",
+    variant: str | None = None,
 ) -> dict[str, Any]:
+    """The protocol's figures (`variant`: an adapter variant of lab/adapt_variants.py
+    instead of the shipped adapter)."""
     started = time.perf_counter()
     result: dict[str, Any] = {"sets": {}, "ns": list(ns), "seeds": seeds, "min_test": MIN_TEST,
-                              "public_experts": use_public, "prior": prior_kind}  # fmt: skip
+                              "public_experts": use_public, "prior": prior_kind,
+                              "adapter_variant": variant}  # fmt: skip
     target = difficulty.targets(corpus.examples) if prior_kind == "difficulty" else None
     for name in sets or corpus.sets:
         rows = np.flatnonzero(corpus.mask(name))
@@ -156,11 +161,20 @@ def run(
                 lab = np.flatnonzero(labelled)
                 t1 = time.perf_counter()
                 with one_blas_thread():
-                    adapter, choice = fit_adapter(prior_scores[lab], public[lab], x[lab],
-                                                  gain[lab], [groups[i] for i in lab], seed,
-                                                  use_public)  # fmt: skip
+                    if variant is None:
+                        adapter, choice = fit_adapter(prior_scores[lab], public[lab], x[lab],
+                                                      gain[lab], [groups[i] for i in lab], seed,
+                                                      use_public)  # fmt: skip
+                        scores = adapted_scores(prior_scores[test], public[test], adapter,
+                                                x[test])  # fmt: skip
+                        cell.choices.append(choice.describe())
+                    else:
+                        scorer = fit_variant(variant, prior_scores[lab], x[lab],
+                                             out.q_small[lab], out.q_large[lab],
+                                             [groups[i] for i in lab], seed, x[test])  # fmt: skip
+                        scores = scorer(prior_scores[test], x[test])
+                        cell.choices.append({"variant": variant})
                 cell.seconds.append(time.perf_counter() - t1)
-                scores = adapted_scores(prior_scores[test], public[test], adapter, x[test])
                 sub = out.take(test)
                 cell.adapted.append(m.apgr(scores, sub))
                 cell.prior.append(m.apgr(prior_scores[test], sub))
@@ -169,7 +183,6 @@ def run(
                 b_ad = _boot_apgr(scores, sub, idx)
                 cell.boot_adapted.append(b_ad)
                 cell.boot_delta.append(b_ad - _boot_apgr(prior_scores[test], sub, idx))
-                cell.choices.append(choice.describe())
             entry[f"N={n}"] = cell.summary()
             if log is not None:
                 s = entry[f"N={n}"]
