@@ -25,7 +25,9 @@ labelled and dropped.
 
 `--only` runs the scenarios of these targets alone (upstream direct is always run, for "added"):
 pinned, auto, learn, learn-5pct, hit, miss, two, sampled, litellm, aiohttp, httpx, and against
-the 50 ms upstream slow (pinned), slow-auto, sampled-slow, litellm-slow, aiohttp-slow, httpx-slow.
+the 50 ms upstream slow (pinned), slow-auto, sampled-slow, litellm-slow, aiohttp-slow, httpx-slow;
+and two run only when named: heur, learn-heur (a route with the heuristic router, without and
+with paired sampling of every answer: what sampling costs the client, without the embedding).
 """
 
 import argparse
@@ -63,7 +65,11 @@ TWO = "gateway, 2 workers, pinned model"
 SAMPLED = "gateway, pinned model, 10% of requests traced"
 LEARN = "gateway, `auto` route, paired sampling of every answer (gateway/learning)"
 LEARN5 = "gateway, `auto` route, paired sampling of 5% of answers (gateway/learning)"
-LEARN_ROUTES = ("learn-auto", "learn-auto-5pct")
+# diagnostic (only when named in --only): the same without the learned router's embedding, whose
+# 5-30 ms of CPU on shared cores hides what paired sampling itself costs the client
+HEUR = "gateway, route with the heuristic router"
+LEARN_HEUR = "gateway, route with the heuristic router, paired sampling of every answer"
+LEARN_ROUTES = ("learn-auto", "learn-auto-5pct", "learn-heur-auto")
 ADMIN_KEY = "bench-admin-key"  # the gateways' /admin/ key (the learning queue is read there)
 LITELLM = "LiteLLM proxy 1.108.7"
 BENCH_CLIENTS = {
@@ -151,6 +157,10 @@ def write_config(tmp: Path, fast: int, slow: int, redis_port: int, otlp: int) ->
                    "learn-auto-5pct": {"tiers": ["small", "large"], "router": "default",
                                        "threshold": 0.51,
                                        "learning": {"sample_share": 0.05, "judge": "fast-large",
+                                                    "daily_budget_usd": "100000"}},
+                   "heur-auto": {"tiers": ["small", "large"], "router": "heuristic"},
+                   "learn-heur-auto": {"tiers": ["small", "large"], "router": "heuristic",
+                                       "learning": {"sample_share": 1.0, "judge": "fast-large",
                                                     "daily_budget_usd": "100000"}}},
         "telemetry": {"otlp": {"endpoint": f"http://127.0.0.1:{otlp}",
                                "protocol": "http/protobuf", "export_interval_s": 5}},
@@ -210,6 +220,8 @@ def start_stack(stack: Stack, args: argparse.Namespace) -> None:
     add["slow-auto"] = Target(AUTO, gw, "slow-auto", gw_child, [*key, "--mix"])
     add["learn"] = Target(LEARN, gw, "learn-auto", gw_child, [*key, "--mix"])
     add["learn-5pct"] = Target(LEARN5, gw, "learn-auto-5pct", gw_child, [*key, "--mix"])
+    add["heur"] = Target(HEUR, gw, "heur-auto", gw_child, [*key, "--mix"])
+    add["learn-heur"] = Target(LEARN_HEUR, gw, "learn-heur-auto", gw_child, [*key, "--mix"])
     add["hit"] = Target(HIT, gw, "fast-small", gw_child, [*key, "--temperature", "0"])
     add["miss"] = Target(MISS, gw, "fast-small", gw_child,
                          [*key, "--temperature", "0", "--unique"])  # fmt: skip
@@ -264,6 +276,8 @@ def scenarios(stack: Stack, args: argparse.Namespace) -> list[Scenario]:
         out.append(Scenario(t["sampled-slow"], False, 64, "slow"))
     for k in ("learn", "learn-5pct"):
         out += [Scenario(t[k], False, c, "fast") for c in (1, 16) if k in t]
+    for k in ("heur", "learn-heur"):  # only when named
+        out += [Scenario(t[k], False, c, "fast") for c in (1, 16) if args.only and k in args.only]
     if args.loads is not None:
         out = [sc for sc in out if sc.clients in args.loads]
     if args.json_only:
