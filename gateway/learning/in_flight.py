@@ -10,10 +10,10 @@ import asyncio
 import time
 from types import TracebackType
 
-# Idle this long before background work goes on. Measured with bench/gateway_bench.py's
-# heuristic-router pair at 1 client (back-to-back requests, every answer sampled, 8 runs): with
-# 0 a job starts in the short gap between two requests and the next one waits for its step
-# (p99 median 26 ms against 11 without sampling); with 2 ms, 12 ms.
+# Idle this long before background work goes on: with 0 a job starts in the short gap between
+# two requests of a back-to-back client, whose next request then waits for the job's step
+# (docs/benchmarks.md, "Paired sampling": p99 median 24 ms at 1 client against 10 ms without
+# sampling; with 2 ms, 9 ms against 11 ms).
 GRACE_S = 0.002
 
 
