@@ -88,9 +88,12 @@ def priors_cmd(corpus: Any, args: argparse.Namespace) -> int:
     if args.in_domain:
         names = ("mixture", "difficulty C=0.0001", "mixture (difficulty)",
                  f"mixture + {priors.HYBRID_WEIGHT:g} x difficulty")  # fmt: skip
-        result["in_domain"] = priors.in_domain(corpus, names)
+        result["in_domain"], result["in_domain_vs_mixture"] = priors.in_domain(
+            corpus, names, args.boot
+        )
         print("in-domain (5-fold out-of-fold on every set):")
         print(priors.format_rows(result["sets"], result["in_domain"]))
+        print(priors.format_diffs(result["sets"], result["in_domain_vs_mixture"]))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0

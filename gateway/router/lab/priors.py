@@ -148,17 +148,41 @@ def out_of_domain(
     return {"sets": sets, "n0": table, "versus_mixture": versus, "nested": nested}
 
 
-def in_domain(corpus: Corpus, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """Plain 5-fold out-of-fold APGR per set (crossval.py's folds) of the named candidates."""
+def in_domain(
+    corpus: Corpus, names: tuple[str, ...], n_boot: int = 200
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
+    """Plain 5-fold out-of-fold APGR per set (crossval.py's folds) of the named candidates,
+    and each one's paired difference from the first (the mixture) per set: [diff, lo, hi]."""
     cands = candidates(corpus)
-    out: dict[str, dict[str, float]] = {}
+    table: dict[str, dict[str, float]] = {}
+    scores: dict[str, F64] = {}
     for name in names:
-        scores = np.zeros(len(corpus.x))
+        scores[name] = np.zeros(len(corpus.x))
         for fold in np.unique(corpus.folds):
             test = corpus.folds == fold
-            scores[test] = cands[name](~test, test)
-        out[name] = {s: _apgr(corpus, scores[corpus.mask(s)], corpus.mask(s)) for s in corpus.sets}
-    return out
+            scores[name][test] = cands[name](~test, test)
+        table[name] = {s: _apgr(corpus, scores[name][corpus.mask(s)], corpus.mask(s))
+                       for s in corpus.sets}  # fmt: skip
+    rng = np.random.default_rng(0)
+    diffs: dict[str, dict[str, list[float]]] = {name: {} for name in names[1:]}
+    for s in corpus.sets:
+        rows = corpus.mask(s)
+        out = corpus.outcomes(rows)
+        idx = rng.integers(0, int(rows.sum()), (n_boot, int(rows.sum())))
+        for name in names[1:]:
+            a, b = scores[name][rows], scores[names[0]][rows]
+            boot = [m.apgr(a[i], out.take(i)) - m.apgr(b[i], out.take(i)) for i in idx]
+            lo, hi = np.percentile(boot, [2.5, 97.5])
+            diffs[name][s] = [table[name][s] - table[names[0]][s], float(lo), float(hi)]
+    return table, diffs
+
+
+def format_diffs(sets: list[str], diffs: dict[str, dict[str, list[float]]]) -> str:
+    lines = ["| minus the mixture | " + " | ".join(sets) + " |", "|" + "---|" * (len(sets) + 1)]
+    for name, per_set in diffs.items():
+        cells = [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in (per_set[s] for s in sets)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def format_rows(
