@@ -82,3 +82,25 @@ def test_an_adapter_variant_is_measured_in_place_of_the_shipped_adapter() -> Non
 def test_an_unknown_adapter_variant_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown adapter variant"):
         protocol.run(synthetic_corpus(), ns=(100,), seeds=1, n_boot=5, variant="magic")
+
+
+def test_difficulty_weight_folds_the_difficulty_logit_into_every_expert() -> None:
+    """A mixture spec with `difficulty_weight` serves as a plain mixture whose every expert's
+    logit is its own plus weight x a difficulty model's (fitted on `hard`), and needs `hard`."""
+    from gateway.router.lab.training import Spec, fit, fit_dense
+
+    corpus = synthetic_corpus()
+    x, gain, sets = corpus.x, corpus.gain, corpus.set_of_row
+    hard = difficulty.targets(corpus.examples)
+    params = {"expert_min_rows": 300, "expert_C": 0.01, "general_C": 0.01}
+    plain = fit(Spec("mixture", params), x, gain, None, sets)
+    spec = Spec("mixture", {**params, "difficulty_weight": 0.5, "difficulty_C": 0.01})
+    mixed = fit(spec, x, gain, None, sets, hard)
+    general = fit_dense(Spec("logreg", {"C": 0.01}), x, hard, None, sets)
+    expected = plain.expert_logits(x) + 0.5 * general.logits(x)[:, None]
+    assert np.allclose(mixed.expert_logits(x), expected, atol=1e-3)
+    assert mixed._linear is not None and len(mixed.experts) == len(plain.experts) == 4
+    gated = mixed.gate(x) / (1.0 + np.exp(-expected[:, list(mixed.expert_of_class)]))
+    assert np.allclose(mixed.predict(x), gated.sum(1), atol=1e-4)
+    with pytest.raises(ValueError, match="difficulty targets"):
+        fit(spec, x, gain, None, sets)

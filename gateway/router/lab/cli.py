@@ -86,6 +86,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     train.add_argument("--out", type=Path, default=None, help="artifact folder")
     train.add_argument("--compare", action="store_true", help="also compare model families")
+    train.add_argument(
+        "--difficulty-weight",
+        type=float,
+        default=0.0,
+        help="add this x a general-difficulty model's logit to every expert (0: off; the "
+        "README's 'mixture + 1 x difficulty')",
+    )
     train.set_defaults(fn=run, router_handler=train_cmd)
     ev = sub.add_parser("eval", help="cross-validated APGR/CPT figures with bootstrap CIs")
     _data_args(ev)

@@ -23,6 +23,7 @@ def _options(args: argparse.Namespace) -> Any:
                    use_cache=not args.no_cache,
                    neighbours=bool(getattr(args, "neighbours", False)))  # fmt: skip
     opts.variant = getattr(args, "embedder", opts.variant)
+    opts.difficulty_weight = float(getattr(args, "difficulty_weight", 0.0) or 0.0)
     if args.max_tokens:
         opts.max_tokens = args.max_tokens
     return opts

@@ -57,6 +57,7 @@ def _inner_choice(
     power: float,
     knn: dict[int, npt.NDArray[np.float32]] | None = None,
     hard_gate: bool = False,
+    hard: F64 | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The spec with the best mean inner-CV APGR over the training folds of `outer`; with `knn`
     (the kNN term's value per row for each k, see neighbours.py), also the term's k and class
@@ -69,7 +70,9 @@ def _inner_choice(
         scores, gate = np.zeros(len(gain)), np.zeros((len(gain), 0), np.float32)
         for inner in np.unique(corpus.folds[train]):
             fit_rows, val = train & (corpus.folds != inner), corpus.folds == inner
-            model = fit(spec, corpus.x[fit_rows], gain[fit_rows], weight[fit_rows], sets[fit_rows])
+            h = None if hard is None else hard[fit_rows]
+            model = fit(spec, corpus.x[fit_rows], gain[fit_rows], weight[fit_rows], sets[fit_rows],
+                        h)  # fmt: skip
             scores[val] = model.predict(corpus.x[val])
             if knn is not None:
                 g = model.gate(corpus.x[val])
@@ -102,12 +105,14 @@ def attach_neighbours(model: Mixture, aux: Neighbours | None, choice: dict[str, 
 
 
 def nested_scores(
-    corpus: Corpus, specs: Sequence[Spec], power: float, aux: Neighbours | None = None
-) -> tuple[F64, list[dict[str, Any]]]:
+    corpus: Corpus, specs: Sequence[Spec], power: float, aux: Neighbours | None = None,
+    hard: F64 | None = None,
+) -> tuple[F64, list[dict[str, Any]]]:  # fmt: skip
     """Out-of-fold scores with per-fold inner selection among `specs`, and what was chosen.
 
     `aux`: an optional kNN term over auxiliary prompts that are never evaluated (neighbours.py);
-    its k and class weights are chosen inside each outer fold's training folds."""
+    its k and class weights are chosen inside each outer fold's training folds. `hard`: the
+    difficulty targets (lab/difficulty.py), for specs with a `difficulty_weight`."""
     scores, gain, weight = np.zeros(len(corpus.examples)), corpus.gain, corpus.weights(power)
     sets = corpus.set_of_row
     knn = None if aux is None else aux.knn_mean(corpus.x[:, :GATE_DIMS], K_GRID)
@@ -115,10 +120,11 @@ def nested_scores(
     for outer in np.unique(corpus.folds):
         pick, extra = 0, dict[str, Any]()
         if len(specs) > 1 or knn is not None:
-            hard = aux is not None and aux.hard_gate
-            pick, extra = _inner_choice(corpus, specs, int(outer), power, knn, hard)
+            hard_gate = aux is not None and aux.hard_gate
+            pick, extra = _inner_choice(corpus, specs, int(outer), power, knn, hard_gate, hard)
         train, test = corpus.folds != outer, corpus.folds == outer
-        model = fit(specs[pick], corpus.x[train], gain[train], weight[train], sets[train])
+        h = None if hard is None else hard[train]
+        model = fit(specs[pick], corpus.x[train], gain[train], weight[train], sets[train], h)
         model = attach_neighbours(model, aux, extra)
         scores[test] = model.predict(corpus.x[test])
         chosen.append({"fold": int(outer), "spec": label(specs[pick]), **extra})

@@ -13,7 +13,8 @@ Candidates (training.Spec; targets: "gain" = the pair's gain, "difficulty" = lab
 - single (gain) / (small fails) / difficulty C: one logistic regression on every feature;
 - mixture (difficulty): the shipped spec on the difficulty target;
 - mixture + difficulty: every expert's logit plus the difficulty model's (`HYBRID_WEIGHT`),
-  which is one linear expert per class again (the serving format unchanged).
+  which is one linear expert per class again (the serving format unchanged): the spec
+  param `difficulty_weight` of training.fit, fitted and scored as served.
 """
 
 from collections.abc import Callable
@@ -36,6 +37,9 @@ MIXTURE = Spec(
 )
 SET_WEIGHT_POWER = 0.5
 HYBRID_WEIGHT = 1.0
+HYBRID = Spec(
+    "mixture", {**MIXTURE.params, "difficulty_weight": HYBRID_WEIGHT, "difficulty_C": 1e-4}
+)  # `frugal router train --difficulty-weight 1`: the artifact minilm-dq8-g
 NESTED = ("mixture", "single (gain)", "single (small fails)", "difficulty C=3e-05",
           "difficulty C=0.0001", "difficulty C=0.0003")  # fmt: skip
 
@@ -73,14 +77,9 @@ def candidates(corpus: Corpus) -> dict[str, Candidate]:
         return out
 
     def hybrid(tr: Mask, te: Mask) -> F64:
-        w = _weights(sets[tr])
-        model = fit(MIXTURE, x[tr], gain[tr], w, sets[tr])
-        hard_logit = fit_dense(Spec("logreg", {"C": 1e-4}), x[tr], hard[tr], w, sets[tr])
-        per_class = model.expert_logits(x[te])[:, list(model.expert_of_class)]
-        per_class = per_class + HYBRID_WEIGHT * hard_logit.logits(x[te])[:, None]
-        gate = model.gate(x[te])
-        out: F64 = (gate / (1.0 + np.exp(-per_class))).sum(1).astype(np.float64)
-        return out
+        # the served format: training.fit folds the difficulty logit into every expert
+        model = fit(HYBRID, x[tr], gain[tr], _weights(sets[tr]), sets[tr], hard[tr])
+        return model.predict(x[te]).astype(np.float64)
 
     out: dict[str, Candidate] = {
         "mixture": mixture(gain),

@@ -14,13 +14,13 @@ from gateway.router import fastmodel
 from gateway.router.artifact import DEFAULT_NAME, Artifact, save
 from gateway.router.embedder import DEFAULT_VARIANT, MAX_TOKENS, MiniLMEmbedder
 from gateway.router.features import FEATURE_NAMES
-from gateway.router.lab import public_data
+from gateway.router.lab import difficulty, public_data
 from gateway.router.lab.calibrate import calibrate
 from gateway.router.lab.corpus import Corpus, build, load_examples
 from gateway.router.lab.embeddings import embed_cached
 from gateway.router.lab.evaluation import evaluate_set
 from gateway.router.lab.experiment import attach_neighbours, compare, label, nested_scores
-from gateway.router.lab.training import Spec, fit
+from gateway.router.lab.training import Spec, fit, needs_difficulty
 from gateway.router.mixture import GATE_DIMS
 from gateway.router.neighbours import DIMS, Neighbours
 from gateway.router.resources import ARTIFACTS_DIR
@@ -35,6 +35,18 @@ GRID: tuple[Spec, ...] = tuple(
     for rows in (800, 200)
     for c in (0.0003, 0.001)
 )
+DIFFICULTY_C = 1e-4  # the difficulty model's C (lab/priors.py: the best out of domain)
+
+
+def with_difficulty_weight(grid: Sequence[Spec], weight: float) -> tuple[Spec, ...]:
+    """`grid` whose mixtures add `weight` x the general-difficulty model's logit to every
+    expert (training.fit; 0: the grid as it is, so existing artifacts reproduce)."""
+    if not weight:
+        return tuple(grid)
+    extra = {"difficulty_weight": weight, "difficulty_C": DIFFICULTY_C}
+    return tuple(Spec(s.kind, {**s.params, **extra}, s.columns) for s in grid)
+
+
 # Families compared once (`train --compare`) on the same folds, reported in the artifact.
 CANDIDATES: tuple[Spec, ...] = (
     Spec("logreg", {"C": 0.01}, columns="structural"),
@@ -46,6 +58,8 @@ CANDIDATES: tuple[Spec, ...] = (
     Spec("mixture", {**_MIX, "expert_C": 0.0003, "expert_min_rows": 800}),
 )
 SET_WEIGHT_POWER = 0.5
+DIFFICULTY_TARGET = ("share of RouterBench's 11 models failing the prompt, else 1 - q_small "
+                     "(lab/difficulty.py)")  # fmt: skip
 QUALITY_FLOOR = 0.95
 DUPLICATE_COSINE = 0.9
 
@@ -61,6 +75,8 @@ class Options:
     max_tokens: int = MAX_TOKENS
     variant: str = DEFAULT_VARIANT  # embedding model (embedder.VARIANTS)
     neighbours: bool = False  # add the aux-hardness kNN term (neighbours.py), tuned by nested CV
+    # > 0: every expert also gets this x a general-difficulty model's logit (training.fit)
+    difficulty_weight: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,13 +112,21 @@ def evaluate(
     power = SET_WEIGHT_POWER
     if aux is None and opts.neighbours:
         aux = load_aux(corpus, opts)
-    scores, chosen = nested_scores(corpus, opts.grid, power, aux)
+    grid = with_difficulty_weight(opts.grid, opts.difficulty_weight)
+    scores, chosen = nested_scores(corpus, grid, power, aux, hard_targets(corpus, opts, grid))
     report: dict[str, Any] = {"sets": {}, "folds": chosen}
     for name in corpus.sets:
         rows = corpus.mask(name)
         report["sets"][name] = evaluate_set(scores[rows], corpus.outcomes(rows), opts.n_boot)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return scores, report
+
+
+def hard_targets(corpus: Corpus, opts: Options, grid: Sequence[Spec]) -> F64 | None:
+    """The difficulty targets of the corpus's rows when a spec of `grid` needs them."""
+    if not needs_difficulty(grid):
+        return None
+    return difficulty.targets(corpus.examples, opts.data_dir)
 
 
 def _data_record(opts: Options, corpus: Corpus) -> dict[str, Any]:
@@ -124,9 +148,11 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
     aux = load_aux(corpus, opts) if opts.neighbours else None
     oof, report = evaluate(corpus, opts, aux)
     picks = Counter(f["spec"] for f in report["folds"])
-    spec = next(s for s in opts.grid if label(s) == picks.most_common(1)[0][0])
+    grid = with_difficulty_weight(opts.grid, opts.difficulty_weight)
+    spec = next(s for s in grid if label(s) == picks.most_common(1)[0][0])
     weight = corpus.weights(SET_WEIGHT_POWER)
-    model = fit(spec, corpus.x, corpus.gain, weight, corpus.set_of_row)
+    hard = hard_targets(corpus, opts, grid)
+    model = fit(spec, corpus.x, corpus.gain, weight, corpus.set_of_row, hard)
     knn = _final_neighbours(report["folds"]) if aux is not None else {}
     model = attach_neighbours(model, aux, knn)
     labelled = (oof, _q(corpus, "small"), _q(corpus, "large"))
@@ -144,7 +170,8 @@ def train(opts: Options, name: str = DEFAULT_NAME, out_dir: Path = ARTIFACTS_DIR
                      "text": "last user turn without few-shot preamble (head+tail if long)"},
         "features": ["minilm_0..383", *FEATURE_NAMES],
         "model": {**spec.describe(), "set_weight_power": SET_WEIGHT_POWER,
-                  "target": "clip(q_large - q_small, 0, 1)", "grid": [label(s) for s in opts.grid],
+                  "target": "clip(q_large - q_small, 0, 1)", "grid": [label(s) for s in grid],
+                  **({"difficulty_target": DIFFICULTY_TARGET} if hard is not None else {}),
                   **({"neighbours": {**knn, "dims": DIMS, "aux_rows": len(aux.values),
                                      "aux_files": list(public_data.AUX_FILES)}}
                      if knn and aux is not None else {})},

@@ -5,7 +5,7 @@ Targets are soft: y = clip(q_large - q_small, 0, 1), the probability-like amount
 large tier was needed; logistic losses take it by duplicating each row with weights y and 1 - y.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,8 +129,13 @@ def fit(
     gain: F64,
     weight: F64 | None = None,
     sets: npt.NDArray[np.str_] | None = None,
+    hard: F64 | None = None,
 ) -> Mixture:
-    """Fit any spec: "mixture" (gated experts, see mixture.py) or a single dense model."""
+    """Fit any spec: "mixture" (gated experts, see mixture.py) or a single dense model.
+
+    A mixture spec with `difficulty_weight` > 0 also fits a general-difficulty model (one
+    logistic regression on every feature, C `difficulty_C`, target `hard`: lab/difficulty.py)
+    on every row and adds its logit x the weight to every expert (`with_difficulty`)."""
     if spec.kind != "mixture":
         return Mixture.single(fit_dense(spec, x, gain, weight, sets))
     if sets is None:
@@ -158,7 +163,33 @@ def fit(
     offsets = _prior_log_odds(gain, sets, classes)
     if not params.get("prior_offsets", False):
         offsets = np.zeros(len(classes), np.float32)
+    difficulty_weight = float(params.get("difficulty_weight", 0.0))
+    if difficulty_weight:
+        if hard is None:
+            raise ValueError("difficulty_weight needs the difficulty targets (`hard`)")
+        spec_d = Spec("logreg", {"C": params.get("difficulty_C", 1e-4)})
+        general_d = fit_dense(spec_d, x, hard, weight, sets)
+        experts = [with_difficulty(e, general_d, difficulty_weight) for e in experts]
     return Mixture(gate_w, gate_b, tuple(experts), tuple(expert_of_class), offsets)
+
+
+def needs_difficulty(specs: Sequence[Spec]) -> bool:
+    return any(float(s.params.get("difficulty_weight", 0.0)) for s in specs)
+
+
+def with_difficulty(expert: DenseModel, hard: DenseModel, weight: float) -> DenseModel:
+    """One linear model whose logit is expert's + weight x hard's (both linear), in the
+    expert's standardisation: the serving format of a plain expert."""
+    if len(expert.weights) != 1 or len(hard.weights) != 1:
+        raise ValueError("only linear experts can take the difficulty term")
+    m_e, s_e = expert.mean.astype(np.float64), expert.scale.astype(np.float64)
+    m_d, s_d = hard.mean.astype(np.float64), hard.scale.astype(np.float64)
+    w_d = hard.weights[0].astype(np.float64)
+    w = expert.weights[0].astype(np.float64) + weight * w_d * (s_e / s_d)[:, None]
+    b = expert.biases[0].astype(np.float64) + weight * (
+        hard.biases[0].astype(np.float64) + ((m_e - m_d) / s_d) @ w_d
+    )
+    return DenseModel(expert.mean, expert.scale, (w.astype(np.float32),), (b.astype(np.float32),))
 
 
 def _prior_log_odds(gain: F64, sets: npt.NDArray[np.str_], classes: list[str]) -> F32:

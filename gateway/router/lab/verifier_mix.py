@@ -68,17 +68,22 @@ def _router_oof_table(
     path = folder / f"oof-{router}-{digest[:16]}.json"
     if use_cache and path.is_file():
         return dict(json.loads(path.read_text(encoding="utf-8")))
-    spec_of = {label(s): s for s in trainer.GRID}
+    grid = trainer.with_difficulty_weight(
+        trainer.GRID, float(meta["model"].get("difficulty_weight", 0.0))
+    )
+    spec_of = {label(s): s for s in grid}
     emb = meta["embedder"]
     opts = trainer.Options(data_dir=data, sets=meta["data"]["public_sets"],
                            variant=emb["variant"], max_tokens=int(emb["max_tokens"]))  # fmt: skip
     corpus = trainer.load_corpus(opts)
     weight = corpus.weights(trainer.SET_WEIGHT_POWER)
+    hard = trainer.hard_targets(corpus, opts, grid)
     scores = np.zeros(len(corpus.examples))
     for chosen in meta["evaluation"]["folds"]:
         test = corpus.folds == int(chosen["fold"])
         model = fit(spec_of[chosen["spec"]], corpus.x[~test], corpus.gain[~test],
-                    weight[~test], corpus.set_of_row[~test])  # fmt: skip
+                    weight[~test], corpus.set_of_row[~test],
+                    None if hard is None else hard[~test])  # fmt: skip
         scores[test] = model.predict(corpus.x[test])
     for name, entry in meta["evaluation"]["sets"].items():  # the artifact's own figures
         rows = corpus.mask(name)
