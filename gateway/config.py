@@ -299,10 +299,10 @@ class CascadeConfig(Strict):
     samples: int = Field(default=1, ge=1, le=2)
     # Mix the route's prompt-router score into the check: escalate on w x z(router) + (1 - w) x
     # z(verifier) (z: standardised as recorded in the verifier artifact, which names the router
-    # it was fitted for: minilm-dq8). "auto": the recorded weight and threshold; a number in
-    # 0..1: that weight (on the 0.05 grid, or give `threshold`); 0: the verifier alone. A request
-    # whose decision has no score of that router (another router is live) uses the verifier
-    # alone, with its own recorded threshold.
+    # it was fitted for: the default router, minilm-dq8-g). "auto": the recorded weight and
+    # threshold; a number in 0..1: that weight (on the 0.05 grid, or give `threshold`); 0: the
+    # verifier alone. A request whose decision has no score of that router (another router is
+    # live) uses the verifier alone, with its own recorded threshold.
     mix: Literal["auto"] | float = 0.0
 
     @field_validator("verifier")

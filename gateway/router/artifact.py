@@ -13,7 +13,7 @@ from gateway.router.calibration import Calibration
 from gateway.router.mixture import Mixture
 from gateway.router.resources import ARTIFACTS_DIR
 
-DEFAULT_NAME = "minilm-dq8"
+DEFAULT_NAME = "minilm-dq8-g"  # minilm-dq8 + 1 x general difficulty (README)
 FORMAT = 1
 
 

@@ -1,8 +1,8 @@
 """`cascade.mix` end to end on the fake hosted upstream, with the shipped prompt router
-(`minilm-dq8`, the route's `router: default`) scoring the prompt: the same borderline small
-answer is escalated for a prompt the router scores high and kept for one it scores low; the
-verifier alone keeps both; a route scoring with another router falls back to the verifier
-alone; both calls are costed and a team whose budget says small only is not escalated.
+(`artifact.DEFAULT_NAME`, the route's `router: default`) scoring the prompt: the same
+borderline small answer is escalated for a prompt the router scores high and kept for one it
+scores low; the verifier alone keeps both; a route scoring with another router falls back to
+the verifier alone; both calls are costed and a team whose budget says small only is not escalated.
 The test verifier's recorded mix standardises the router's logit around the midpoint of the
 two prompts' scores (measured here), so each verdict is known:
   verifier: sigmoid(-4 x -0.45 - 2) = 0.45 (below its threshold 0.5: it passes alone);
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from gateway.config import CascadeConfig, Settings
 from gateway.keys import create_key
+from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.loading import load_scorer
 from gateway.router.verifier import Mix
 from tests.cascade.conftest import write_verifier
@@ -47,7 +48,7 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def _mix(router: str = "minilm-dq8") -> Mix:
+def _mix(router: str = DEFAULT_NAME) -> Mix:
     """Standardisation that puts HARD at z = +2 and EASY at z = -2 (their scores measured)."""
     scorer = load_scorer("default")
     hard, easy = _logit(scorer.score(HARD)), _logit(scorer.score(EASY))
@@ -118,7 +119,7 @@ def test_the_mix_escalates_a_prompt_the_router_scores_high(gw: Any, borderline: 
     r = _post(gw, "mixed", HARD)
     assert r.headers["x-frugal-model"] == "large-a"
     cascade = r.headers["x-frugal-cascade"]
-    assert cascade.startswith("escalated from small-a: mix 0.5 of router minilm-dq8 0.")
+    assert cascade.startswith(f"escalated from small-a: mix 0.5 of router {DEFAULT_NAME} 0.")
     assert "verifier verifier-mix 0.450: 0.71" in cascade, cascade
     assert "cascade: small answer mix 0.5" in r.headers["x-frugal-route-reason"]
     assert [q["model"] for q in borderline.requests] == ["fake-small", "fake-large"]
@@ -132,7 +133,7 @@ def test_the_mix_keeps_the_same_answer_to_a_prompt_the_router_scores_low(
     r = _post(gw, "mixed", EASY)
     assert r.headers["x-frugal-model"] == "small-a"
     cascade = r.headers["x-frugal-cascade"]
-    assert cascade.startswith("passed mix 0.5 of router minilm-dq8 0.")
+    assert cascade.startswith(f"passed mix 0.5 of router {DEFAULT_NAME} 0.")
     assert "verifier verifier-mix 0.450: 0.2" in cascade and cascade.endswith("<0.5"), cascade
     assert r.json()["choices"][0]["message"]["content"] == ANSWER
     assert [q["model"] for q in borderline.requests] == ["fake-small"]
@@ -159,7 +160,7 @@ def test_another_router_falls_back_to_the_verifier_alone(gw: Any, borderline: Fa
     r = _post(gw, "heuristic-mixed", HARD)
     assert r.headers["x-frugal-model"] == "small-a"
     assert r.headers["x-frugal-cascade"] == (
-        "passed verifier verifier-mix (no minilm-dq8 score to mix) 0.450<0.5"
+        f"passed verifier verifier-mix (no {DEFAULT_NAME} score to mix) 0.450<0.5"
     )
 
 

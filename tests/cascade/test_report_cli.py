@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.lab.cli import main
 from gateway.router.lab.metrics import Outcomes
 from gateway.router.lab.report_frontier import Scheme, cheapest, curve
@@ -139,13 +140,13 @@ def test_calibrate_mix_gives_the_mixed_score_a_threshold(
                  "--quality-floor", "0.95", "--json"]) == 0  # fmt: skip
     shipped = json.loads(capsys.readouterr().out)
     mix = load_verifier("verifier-v1").mix
-    assert mix is not None and mix.router == "minilm-dq8"
+    assert mix is not None and mix.router == DEFAULT_NAME
     assert shipped["threshold"] == pytest.approx(mix.threshold)  # the recorded one
     assert shipped["config"]["cascade"] == {"verifier": "verifier-v1", "mix": "auto",
                                             "threshold": round(mix.threshold, 6)}  # fmt: skip
     # On a labels file: the prompts scored by the mix's router, mixed with the verifier's
     own = write_verifier(tmp_path, "verifier-mixcal",
-                         mix=Mix("minilm-dq8", 0.3, 0.0, 1.0, 0.0, 1.0, 0.5))  # fmt: skip
+                         mix=Mix(DEFAULT_NAME, 0.3, 0.0, 1.0, 0.0, 1.0, 0.5))  # fmt: skip
     labels = _labels(tmp_path / "labels.jsonl")
     assert main(["router", "calibrate", "--verifier", str(own), "--mix", "--input",
                  str(labels), "--target-large-share", "0.34", "--json"]) == 0  # fmt: skip

@@ -20,6 +20,7 @@ from gateway.cli import main as frugal
 from gateway.config import load_settings
 from gateway.keys import create_key
 from gateway.router import load_scorer
+from gateway.router.artifact import DEFAULT_NAME
 from gateway.store import open_store
 from tests.learning import loop_support as s
 from tests.support.fake_openai import WORDS, FakeOpenAI, Script
@@ -122,7 +123,7 @@ def test_live_labels_train_a_better_router_that_is_shadowed_promoted_and_rolled_
         shipped = shipped or r.headers["x-frugal-router-version"]
         assert r.headers["x-frugal-router-version"] == shipped
         team_cost += float(r.headers["x-frugal-cost-usd"])
-    assert shipped is not None and shipped.startswith("minilm-dq8@")
+    assert shipped is not None and shipped.startswith(f"{DEFAULT_NAME}@")
 
     # 2. paired sampling at share 1.0: one label per request (judge failures recorded)
     status = settled(url, len(TRAIN))

@@ -83,7 +83,7 @@ def test_train_then_eval_reproduce_the_same_figures(
     assert main(["router", "train", *common, "--name", "t", "--out", str(tmp_path)]) == 0
     recorded = json.loads((tmp_path / "t.json").read_text())["evaluation"]
     capsys.readouterr()
-    assert main(["router", "eval", *common, "--json"]) == 0
+    assert main(["router", "eval", *common, "--name", str(tmp_path / "t.json"), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["sets"] == recorded["sets"]
     assert again["folds"] == recorded["folds"]

@@ -89,9 +89,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     train.add_argument(
         "--difficulty-weight",
         type=float,
-        default=0.0,
-        help="add this x a general-difficulty model's logit to every expert (0: off; the "
-        "README's 'mixture + 1 x difficulty')",
+        default=None,
+        help="add this x a general-difficulty model's logit to every expert (0: off; default: "
+        "what the artifact of --name records, else 0; minilm-dq8-g: 1)",
     )
     train.set_defaults(fn=run, router_handler=train_cmd)
     ev = sub.add_parser("eval", help="cross-validated APGR/CPT figures with bootstrap CIs")
@@ -102,7 +102,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         action="store_true",
         help="print the figures recorded in the artifact instead of recomputing",
     )
-    ev.add_argument("--name", default=DEFAULT_NAME, help="the artifact to evaluate")
+    ev.add_argument(
+        "--name",
+        default=DEFAULT_NAME,
+        help="the artifact to evaluate (recomputing uses its recorded difficulty weight)",
+    )
     ev.set_defaults(fn=run, router_handler=eval_cmd)
     proto = sub.add_parser(
         "protocol",

@@ -23,10 +23,24 @@ def _options(args: argparse.Namespace) -> Any:
                    use_cache=not args.no_cache,
                    neighbours=bool(getattr(args, "neighbours", False)))  # fmt: skip
     opts.variant = getattr(args, "embedder", opts.variant)
-    opts.difficulty_weight = float(getattr(args, "difficulty_weight", 0.0) or 0.0)
+    opts.difficulty_weight = _difficulty_weight(args)
     if args.max_tokens:
         opts.max_tokens = args.max_tokens
     return opts
+
+
+def _difficulty_weight(args: argparse.Namespace) -> float:
+    """`--difficulty-weight` if given, else the one the artifact of `--name` records (so that
+    `train` and `eval` reproduce that artifact), else 0."""
+    given = getattr(args, "difficulty_weight", None)
+    if given is not None:
+        return float(given)
+    name = getattr(args, "name", None) or artifacts.DEFAULT_NAME
+    try:
+        meta = artifacts.load(name, getattr(args, "out", None) or ARTIFACTS_DIR).meta
+    except FileNotFoundError:
+        return 0.0
+    return float(meta.get("model", {}).get("difficulty_weight", 0.0))
 
 
 def train_cmd(args: argparse.Namespace) -> int:

@@ -1,11 +1,12 @@
 """The served mix (README, "The answer verifier"): the cascade escalates on
 w x z(logit(router score)) + (1 - w) x z(logit(verifier score)), the router being the shipped
-prompt router (`minilm-dq8`). Its weight and standardisation are fitted here on *out-of-fold*
-router scores: for each of the router artifact's 5 folds, the spec that fold chose in the
-artifact's nested evaluation (`evaluation.folds`) is refitted on the other folds and scores
-that fold, which reproduces the artifact's recorded out-of-fold scores (the per-set APGR is
-checked against the recorded one). In-sample scores of the shipped artifact would be those of
-a model that saw the row: overconfident, and not what an unseen prompt gets.
+prompt router (`artifact.DEFAULT_NAME`). Its weight and standardisation are fitted on
+*out-of-fold* router scores: for each of the router artifact's 5 folds, the spec that fold
+chose in the artifact's nested evaluation (`evaluation.folds`) is refitted on the other folds
+(with the difficulty targets when the spec has a `difficulty_weight`) and scores that fold,
+which reproduces the artifact's recorded out-of-fold scores (the per-set APGR is checked
+against the recorded one). In-sample scores of the shipped artifact would be those of a model
+that saw the row: overconfident, and not what an unseen prompt gets.
 """
 
 import hashlib
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.lab.calibrate import calibrate
 from gateway.router.lab.examples import Example
 from gateway.router.lab.metrics import apgr
@@ -34,7 +36,7 @@ def row_key(e: Example) -> str:
 
 
 def router_oof(
-    examples: Sequence[Example], router: str = "minilm-dq8", data: Path | None = None,
+    examples: Sequence[Example], router: str = DEFAULT_NAME, data: Path | None = None,
     use_cache: bool = True,
 ) -> F64:  # fmt: skip
     """The router's score of each example as an unseen prompt gets it: out-of-fold for the

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gateway.router.artifact import DEFAULT_NAME
 from gateway.router.conversation import parse
 from gateway.router.embedder import MiniLMEmbedder
 from gateway.router.features import structural_features
@@ -445,7 +446,7 @@ def train(
     sets: Sequence[str] = VERIFIER_SETS, data: Path | None = None, labels: Sequence[Path] = (),
     name: str = "verifier-v1", out_dir: Path = ARTIFACTS_DIR, n_boot: int = 1000,
     groups: Sequence[str] = SHIPPED_GROUPS, png: Path | None = None,
-    mix_router: str | None = "minilm-dq8",
+    mix_router: str | None = DEFAULT_NAME,
 ) -> tuple[VerifierModel, dict[str, Any]]:  # fmt: skip
     """Evaluate (out-of-fold), then fit on every row and write `<name>.json`; `png`: the
     savings page of the out-of-fold schemes on GSM8K (the README's picture); `mix_router`:
