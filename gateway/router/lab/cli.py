@@ -131,7 +131,7 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--prior",
         choices=("difficulty", "mixture"),
         default="difficulty",
-        help="the out-of-domain prior: general difficulty (default) or the shipped mixture spec",
+        help="the out-of-domain prior: general difficulty (default) or minilm-dq8's mixture spec",
     )
     proto.add_argument(
         "--adapter-variant",
