@@ -103,3 +103,22 @@ def test_training_without_scikit_learn_says_what_to_install(
     args = ["router", "train", "--data", str(ROUTING_DATA), "--sets", "rb_mbpp", "--boot", "5"]
     assert main([*args, "--out", "/nonexistent"]) == 2
     assert "pip install -e '.[train]'" in capsys.readouterr().err
+
+
+def test_train_and_eval_default_to_the_named_artifacts_difficulty_weight(tmp_path: Path) -> None:
+    """Without `--difficulty-weight`, train and eval use the weight the artifact of `--name`
+    records, so `frugal router train` reproduces the shipped default (minilm-dq8-g: 1) and
+    `--name minilm-dq8` the plain mixture; a new name starts from 0."""
+    import argparse
+
+    from gateway.router import artifact
+    from gateway.router.lab.cli_actions import _difficulty_weight
+
+    def weight(**kw: object) -> float:
+        return _difficulty_weight(argparse.Namespace(**kw))
+
+    recorded = artifact.load(artifact.DEFAULT_NAME).meta["model"]["difficulty_weight"]
+    assert weight(name=None, difficulty_weight=None) == recorded == 1.0
+    assert weight(name="minilm-dq8", difficulty_weight=None) == 0.0
+    assert weight(name="new", out=tmp_path, difficulty_weight=None) == 0.0
+    assert weight(name="minilm-dq8", difficulty_weight=0.5) == 0.5
