@@ -144,18 +144,18 @@ def write_config(tmp: Path, fast: int, slow: int, redis_port: int, otlp: int) ->
                    "fast-large": model("bench-large", fast, "large"),
                    "slow-small": model("bench-slow-small", slow, "small"),
                    "slow-large": model("bench-slow-large", slow, "large")},
-        "routes": {"auto": {"tiers": ["small", "large"], "router": "default", "threshold": 0.51},
+        "routes": {"auto": {"tiers": ["small", "large"], "router": "default", "threshold": 0.53},
                    "slow-auto": {"tiers": ["small", "large"], "router": "default",
-                                 "threshold": 0.51},
+                                 "threshold": 0.53},
                    # the label loop at its most: every answer also asked of the other tier and
                    # judged twice, in the background (the fake's judge gives no verdict)
                    "learn-auto": {"tiers": ["small", "large"], "router": "default",
-                                  "threshold": 0.51,
+                                  "threshold": 0.53,
                                   "learning": {"sample_share": 1.0, "judge": "fast-large",
                                                "daily_budget_usd": "100000"}},
                    # ... and of a realistic share of answers
                    "learn-auto-5pct": {"tiers": ["small", "large"], "router": "default",
-                                       "threshold": 0.51,
+                                       "threshold": 0.53,
                                        "learning": {"sample_share": 0.05, "judge": "fast-large",
                                                     "daily_budget_usd": "100000"}},
                    "heur-auto": {"tiers": ["small", "large"], "router": "heuristic"},
