@@ -18,6 +18,7 @@ OLD_ARITH = re.compile(
     rf"((?:{_NUM}\s*{_OP}\s*)+{_NUM})\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\s*{_OP}\s*\d)"
 )
 OLD_OPTIONS = re.compile(r"(?:^|\n)\s*\(?([A-E])[).:]\s", re.MULTILINE)
+OLD_LETTER = re.compile(r"^\W*\(?([A-E])\b[).:]?|\b(?:answer|option)\s*(?:is)?\s*:?\s*\(?([A-E])\b")
 OLD_MATH_PROMPT = re.compile(
     r"\b(?:how (?:many|much)|calculate|compute|what is the (?:total|sum|difference|product)|"
     r"solve|percent|\d+\s*[-+*/]\s*\d+)",
@@ -69,3 +70,21 @@ def test_option_letters_are_the_old_patterns(text: str) -> None:
 @given(st.lists(st.sampled_from([*list("12 +-*/a\n"), "solve", "7%"]), max_size=40).map("".join))
 def test_math_prompt_cue_is_the_old_pattern(text: str) -> None:
     assert bool(verifier._MATH_PROMPT.search(text)) == bool(OLD_MATH_PROMPT.search(text))
+
+
+_LETTER_ALPHABET = st.sampled_from(["answer", "option", "is", ":", " ", "\n", "\t", "(", ")", "A",
+                                    "B", "E", "F", "x", ".", "The "])  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_LETTER_ALPHABET, max_size=40).map("".join))
+def test_the_option_letter_pattern_is_the_old_one(text: str) -> None:
+    old, new = OLD_LETTER.search(text), verifier._LETTER.search(text)
+    assert (old and (old.span(), old.groups())) == (new and (new.span(), new.groups()))
+
+
+def test_the_option_letter_pattern_is_linear_in_a_run_of_spaces() -> None:
+    with cpu_seconds() as spent:
+        for word in ("answer", "option"):
+            assert verifier._LETTER.search(word + " " * 1_000_000 + "z") is None
+    assert spent[0] < CPU_LIMIT_S, f"{spent[0]:.2f} s of CPU"
