@@ -38,6 +38,18 @@ def _chat(c: httpx.Client, key: str) -> httpx.Response:
     return c.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
 
 
+def _settled(port: int, spent: Decimal) -> None:
+    """Wait (bounded) until the team's month budget in Redis shows `spent`."""
+    r = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        keys = r.keys("*bud:team:m*")
+        if keys and from_nano(int(r.hget(keys[0], "spent") or 0)) == spent:
+            break
+        time.sleep(0.02)
+    r.close()
+
+
 @pytest.mark.redis
 def test_fail_open_serves_during_the_outage_and_reconciles_after(
     own_redis: RedisServer, upstream: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -48,6 +60,7 @@ def test_fail_open_serves_during_the_outage_and_reconciles_after(
     port = own_redis.port
     with gw, httpx.Client(base_url=gw.url, timeout=10) as c:
         costs = [Decimal(_chat(c, key).headers["x-frugal-cost-usd"])]
+        _settled(own_redis.port, costs[0])  # settles run after the answer: let it land first
         _outage(own_redis)
         for _ in range(3):
             r = _chat(c, key)
